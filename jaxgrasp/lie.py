@@ -1,0 +1,133 @@
+"""Rotations and rigid transforms, in JAX (traced) and NumPy (host side).
+
+Conventions: quaternions are ``(w, x, y, z)`` as in MuJoCo; rotation matrices act on column
+vectors; a transform ``T_a_b`` (4x4) maps coordinates in frame ``b`` to frame ``a``.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+# Below this squared angle the closed-form coefficients of the exponential map lose precision
+# (catastrophic cancellation in 1 - cos), so their Taylor series are used instead. The series
+# are accurate to O(theta^4) there, far below float32/float64 resolution for theta^2 < 1e-6.
+_SMALL_ANGLE_SQ = 1e-6
+
+
+def skew(v: jnp.ndarray) -> jnp.ndarray:
+    """Cross-product matrix.
+
+    Args:
+        v: vectors, shape ``(..., 3)``.
+
+    Returns:
+        ``(..., 3, 3)`` matrices ``K`` with ``K @ u == cross(v, u)``.
+    """
+    x, y, z = v[..., 0], v[..., 1], v[..., 2]
+    zero = jnp.zeros_like(x)
+    return jnp.stack(
+        [
+            jnp.stack([zero, -z, y], -1),
+            jnp.stack([z, zero, -x], -1),
+            jnp.stack([-y, x, zero], -1),
+        ],
+        -2,
+    )
+
+
+def axis_angle_to_matrix(axis: jnp.ndarray, angle: jnp.ndarray) -> jnp.ndarray:
+    """Rotation about a unit axis (Rodrigues' formula; smooth in the angle, no guard needed).
+
+    Args:
+        axis: unit axes, shape ``(..., 3)``.
+        angle: angles in radians, shape ``(...)``.
+
+    Returns:
+        Rotation matrices, shape ``(..., 3, 3)``.
+    """
+    K = skew(axis)
+    s = jnp.sin(angle)[..., None, None]
+    c = jnp.cos(angle)[..., None, None]
+    eye = jnp.eye(3, dtype=K.dtype)
+    return eye + s * K + (1.0 - c) * (K @ K)
+
+
+def so3_exp(rotvec: jnp.ndarray) -> jnp.ndarray:
+    """Exponential map from a rotation vector (axis * angle) to a rotation matrix.
+
+    The map is analytic everywhere; only its closed form divides by the angle. It is smooth at
+    the zero rotation through the double-``where`` below, so gradients stay finite there.
+
+    Args:
+        rotvec: rotation vectors, shape ``(..., 3)``.
+
+    Returns:
+        Rotation matrices, shape ``(..., 3, 3)``.
+    """
+    theta_sq = jnp.sum(rotvec * rotvec, axis=-1)
+    small = theta_sq < _SMALL_ANGLE_SQ
+    # Double where: evaluate the closed form only at a safe angle (1.0) where the angle is tiny,
+    # so neither the value nor its gradient sees 0/0.
+    safe_sq = jnp.where(small, jnp.ones_like(theta_sq), theta_sq)
+    theta = jnp.sqrt(safe_sq)
+    a = jnp.where(small, 1.0 - theta_sq / 6.0, jnp.sin(theta) / theta)
+    b = jnp.where(small, 0.5 - theta_sq / 24.0, (1.0 - jnp.cos(theta)) / safe_sq)
+    K = skew(rotvec)
+    eye = jnp.eye(3, dtype=K.dtype)
+    return eye + a[..., None, None] * K + b[..., None, None] * (K @ K)
+
+
+def make_transform(R: jnp.ndarray, t: jnp.ndarray) -> jnp.ndarray:
+    """Stack a rotation ``(..., 3, 3)`` and a translation ``(..., 3)`` into ``(..., 4, 4)``."""
+    top = jnp.concatenate([R, t[..., :, None]], axis=-1)
+    bottom = jnp.broadcast_to(
+        jnp.array([0.0, 0.0, 0.0, 1.0], dtype=R.dtype), top.shape[:-2] + (1, 4)
+    )
+    return jnp.concatenate([top, bottom], axis=-2)
+
+
+def quat_to_matrix_np(q: np.ndarray) -> np.ndarray:
+    """Unit quaternion(s) ``(..., 4)`` in ``(w, x, y, z)`` to rotation matrices ``(..., 3, 3)``."""
+    q = np.asarray(q, dtype=np.float64)
+    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+    w, x, y, z = np.moveaxis(q, -1, 0)
+    return np.stack(
+        [
+            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
+            np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
+            np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
+        ],
+        -2,
+    )
+
+
+def matrix_to_quat_np(R: np.ndarray) -> np.ndarray:
+    """Rotation matrix ``(3, 3)`` to a unit quaternion ``(w, x, y, z)`` with ``w >= 0``."""
+    R = np.asarray(R, dtype=np.float64)
+    tr = np.trace(R)
+    # Shepperd's method: divide by the largest of the four candidate pivots for stability.
+    if tr > 0:
+        s = 2.0 * np.sqrt(tr + 1.0)
+        q = np.array([0.25 * s, (R[2, 1] - R[1, 2]) / s, (R[0, 2] - R[2, 0]) / s, (R[1, 0] - R[0, 1]) / s])
+    else:
+        i = int(np.argmax(np.diag(R)))
+        j, k = (i + 1) % 3, (i + 2) % 3
+        s = 2.0 * np.sqrt(1.0 + R[i, i] - R[j, j] - R[k, k])
+        q = np.empty(4)
+        q[0] = (R[k, j] - R[j, k]) / s
+        q[1 + i] = 0.25 * s
+        q[1 + j] = (R[j, i] + R[i, j]) / s
+        q[1 + k] = (R[k, i] + R[i, k]) / s
+    q = q / np.linalg.norm(q)
+    return q if q[0] >= 0 else -q
+
+
+def matrix_to_rotvec_np(R: np.ndarray) -> np.ndarray:
+    """Rotation matrix ``(3, 3)`` to a rotation vector (angle in ``[0, pi]``), host side."""
+    q = matrix_to_quat_np(R)
+    s = np.linalg.norm(q[1:])
+    if s < 1e-12:
+        return np.zeros(3)
+    angle = 2.0 * np.arctan2(s, q[0])
+    return q[1:] / s * angle
