@@ -41,7 +41,7 @@ from scipy.spatial import ConvexHull, QhullError
 
 from jaxgrasp.lie import quat_to_matrix_np
 
-ANNOTATION_VERSION = 1
+ANNOTATION_VERSION = 2
 DEFAULT_COUNTS = {"distal": 3, "middle": 2, "proximal": 2, "palm": 10}
 _PAD_COS = np.cos(np.deg2rad(40.0))  # a pad point's normal is within 40 deg of closing
 _PALM_COS = np.cos(np.deg2rad(30.0))
@@ -53,17 +53,22 @@ _PALM_COS = np.cos(np.deg2rad(30.0))
 
 
 def geom_mesh(model: mujoco.MjModel, g: int) -> trimesh.Trimesh | None:
-    """A MuJoCo geom as a triangle mesh in its body's frame (``None`` for planes/height fields)."""
+    """A MuJoCo geom as a triangle mesh in its body's frame (``None`` for planes/height fields).
+
+    Primitives are tessellated coarsely (80-face spheres, 8-segment capsules and 16-sided
+    cylinders: within ~5% of the radius) so each link hull stays under ~100 half-spaces; the
+    samples, contacts and hulls all come from these same meshes, so they agree exactly.
+    """
     G = mujoco.mjtGeom
     t, size = int(model.geom_type[g]), model.geom_size[g]
     if t == int(G.mjGEOM_SPHERE):
-        m = trimesh.creation.icosphere(subdivisions=2, radius=size[0])
+        m = trimesh.creation.icosphere(subdivisions=1, radius=size[0])
     elif t == int(G.mjGEOM_CAPSULE):
-        m = trimesh.creation.capsule(height=2 * size[1], radius=size[0], count=[12, 12])
+        m = trimesh.creation.capsule(height=2 * size[1], radius=size[0], count=[8, 8])
     elif t == int(G.mjGEOM_CYLINDER):
-        m = trimesh.creation.cylinder(radius=size[0], height=2 * size[1], sections=24)
+        m = trimesh.creation.cylinder(radius=size[0], height=2 * size[1], sections=16)
     elif t == int(G.mjGEOM_ELLIPSOID):
-        m = trimesh.creation.icosphere(subdivisions=2, radius=1.0)
+        m = trimesh.creation.icosphere(subdivisions=1, radius=1.0)
         m.apply_scale(size[:3])
     elif t == int(G.mjGEOM_BOX):
         m = trimesh.creation.box(extents=2 * size[:3])

@@ -106,12 +106,12 @@ def plot_hand(
             ax.scatter(s[:, 0], s[:, 1], s[:, 2], c="green", s=1, depthshade=False)
         for i, setter in enumerate((ax.set_xlim, ax.set_ylim, ax.set_zlim)):
             setter(centre[i] - half, centre[i] + half)
-        ax.set_box_aspect((1, 1, 1))
+        ax.set_box_aspect((1, 1, 1), zoom=1.4)
         ax.view_init(*_VIEWS[v % len(_VIEWS)])
         ax.set_axis_off()
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.0, right=1.0, bottom=0.0, top=0.92 if title else 1.0, wspace=0.0)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
