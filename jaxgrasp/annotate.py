@@ -41,7 +41,7 @@ from scipy.spatial import ConvexHull, QhullError
 
 from jaxgrasp.lie import quat_to_matrix_np
 
-ANNOTATION_VERSION = 2
+ANNOTATION_VERSION = 3
 DEFAULT_COUNTS = {"distal": 3, "middle": 2, "proximal": 2, "palm": 10}
 _PAD_COS = np.cos(np.deg2rad(40.0))  # a pad point's normal is within 40 deg of closing
 _PALM_COS = np.cos(np.deg2rad(30.0))
@@ -215,10 +215,12 @@ def _auto_contacts(model, tree, meshes, R_rest, t_rest, counts, palm_normal_over
             pts_b, nrm_b = _surface(meshes[b], 3000, seed=b)
             pts = pts_b @ R_rest[b].T + t_rest[b]
             nrm = nrm_b @ R_rest[b].T
-            v = funcs[b](pts)
-            vn = np.linalg.norm(v, axis=1)
-            ok = vn > 1e-9
-            score = np.where(ok, np.sum(nrm * v, axis=1) / np.where(ok, vn, 1.0), -1.0)
+            # One closing direction per link, taken at its centroid: per-point velocities near
+            # the joint axis point along the link and would make its end faces look like pads.
+            v = funcs[b](meshes[b].centroid[None] @ R_rest[b].T + t_rest[b])[0]
+            if np.linalg.norm(v) < 1e-9:
+                continue
+            score = nrm @ (v / np.linalg.norm(v))
             cand = np.nonzero(score > _PAD_COS)[0]
             if len(cand) < counts[role]:
                 cand = np.argsort(-score)[: max(counts[role] * 20, 20)]
