@@ -1,0 +1,519 @@
+"""Target objects: load, check and repair triangle meshes; the padded object pytree.
+
+Host phase (NumPy): :func:`load_object` reads a mesh file with trimesh, :func:`make_object`
+takes arrays. Both check the mesh, repair what can be repaired without changing the solid,
+precompute the per-face tables the distance kernels need, and convert to JAX arrays once.
+Each returns ``(Object, LoadReport)``: the report (what was found, what was repaired) stays on
+the host, so that it never becomes part of the pytree structure (which would recompile every
+jitted function per object).
+
+Frames: ``Object.vertices``/``faces`` are in the file's frame (after the explicit unit scaling).
+``center_of_mass`` and ``size`` are leaves, so a planner can work centred (the paper assumes the
+centre of mass at the origin: ``points_object = points_centred + obj.center_of_mass``) and still
+report results in the input frame.
+
+Padding: faces are padded to a bucket (next power of two, at least 64, or ``pad_to=``) and
+vertices to the same number of rows (or their own bucket if larger); ``face_mask`` and
+``vertex_mask`` mark the real rows (real vertices come first, in their order of first
+occurrence in the input). Padded faces are never closest (the kernels mask them to +inf
+distance) and add nothing to winding numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import jax.numpy as jnp
+import numpy as np
+import scipy.sparse
+import scipy.sparse.csgraph
+from flax import struct
+
+# Largest bounding-box extent (in metres, after scaling) accepted without `check_units=False`:
+# graspable objects are well below 2 m, CAD/scan exports in millimetres are far above it.
+MAX_EXTENT_M = 2.0
+_UNIT_SCALES = {"m": 1.0, "cm": 0.01, "mm": 0.001}
+
+
+@struct.dataclass
+class Object:
+    """A rigid target object: a padded triangle mesh with the tables the distance kernels need.
+
+    All leaves are arrays (nothing static), so objects with the same padded sizes share compiled
+    functions. Per-face tables are indexed by face; ``k`` below is the corner/edge index, edge
+    ``k`` runs from corner ``k`` to corner ``(k + 1) % 3``.
+
+    Attributes:
+      vertices: (Vmax, 3) vertex positions in the input frame (padded rows are zero).
+      vertex_mask: (Vmax,) bool, real vertices.
+      faces: (Fmax, 3) int32 vertex indices, counter-clockwise seen from outside (padded: 0).
+      face_mask: (Fmax,) bool, real faces.
+      corners: (Fmax, 3, 3) triangle corners ``vertices[faces]``.
+      normals: (Fmax, 3) unit outward face normals.
+      columns: the per-face tables of the distance kernels, one (Fmax,) array per scalar
+        component, named ``f"{table}{i}"`` with ``i`` the row-major index into the table's
+        per-face shape. Tables: ``corners`` (3, 3); ``normals`` (3,); ``edges`` (3, 3), edge
+        ``k`` = corner ``k + 1`` - corner ``k``; ``edge_inv_len2`` (3,), 1 / |edge|^2;
+        ``edge_inward`` (3, 3), unit in-plane edge normals pointing into the triangle;
+        ``edge_pseudonormals`` (3, 3), unit mean of the normals of the faces on edge ``k``;
+        ``vertex_pseudonormals`` (3, 3), unit angle-weighted pseudonormal of corner ``k``
+        (Baerentzen & Aanaes 2005). Separate arrays ("structure of arrays") are separate jit
+        arguments, which the fused (points x faces) loops read fastest.
+      watertight: () bool. True: closed, edge-manifold, consistently oriented; the sign of the
+        distance uses pseudonormals. False: the sign uses the generalized winding number.
+      center_of_mass: (3,) centre of mass (uniform density; the surface centroid if the mesh does
+        not enclose a volume).
+      size: () characteristic size: the radius of the smallest sphere centred at the centre of
+        mass that contains every vertex.
+      coord_bound: () largest absolute vertex coordinate (scales floating-point error bounds).
+    """
+
+    vertices: jnp.ndarray
+    vertex_mask: jnp.ndarray
+    faces: jnp.ndarray
+    face_mask: jnp.ndarray
+    corners: jnp.ndarray
+    normals: jnp.ndarray
+    columns: dict[str, jnp.ndarray]
+    watertight: jnp.ndarray
+    center_of_mass: jnp.ndarray
+    size: jnp.ndarray
+    coord_bound: jnp.ndarray
+
+    @property
+    def num_faces(self) -> jnp.ndarray:
+        """Number of real (unpadded) faces."""
+        return jnp.sum(self.face_mask)
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadReport:
+    """What the loader found in a mesh and what it repaired (host-side, not a pytree).
+
+    Attributes:
+      source: file path or "arrays".
+      findings: problems found, one sentence each.
+      repairs: repairs made, one sentence each.
+      num_vertices, num_faces: counts after repair (before padding).
+      num_bodies: face-connected components after repair.
+      watertight: whether the repaired mesh is closed and consistently oriented.
+      scale: factor applied to the file's coordinates.
+      euler_number: V - E + F after repair (2 per sphere-like body, lower with tunnels).
+    """
+
+    source: str
+    findings: tuple[str, ...]
+    repairs: tuple[str, ...]
+    num_vertices: int
+    num_faces: int
+    num_bodies: int
+    watertight: bool
+    scale: float
+    euler_number: int
+
+    def __str__(self) -> str:
+        lines = [f"{self.source}: {self.num_faces} faces, {self.num_vertices} vertices, "
+                 f"{self.num_bodies} body(ies), watertight={self.watertight}, "
+                 f"Euler number {self.euler_number}, scale={self.scale}"]
+        lines += [f"  found: {s}" for s in self.findings]
+        lines += [f"  repaired: {s}" for s in self.repairs]
+        return "\n".join(lines)
+
+
+def _bucket(n: int, minimum: int = 64) -> int:
+    """Next power of two >= max(n, minimum): similar meshes share compiled shapes."""
+    return 1 << int(np.ceil(np.log2(max(n, minimum))))
+
+
+def load_object(path: str | os.PathLike, *, units: str = "m", scale: float | None = None,
+                **kwargs) -> tuple[Object, LoadReport]:
+    """Loads an OBJ/STL/PLY/OFF/GLB mesh file, checks and repairs it (see :func:`make_object`).
+
+    Args:
+      path: mesh file; scenes (GLB) are flattened with their transforms.
+      units: unit of the file's coordinates: "m", "cm" or "mm".
+      scale: explicit factor to metres; overrides ``units``.
+      **kwargs: passed to :func:`make_object` (``pad_to``, ``components``, ``dtype``, ...).
+
+    Returns:
+      (object, report).
+
+    Raises:
+      FileNotFoundError: no such file.
+      ValueError: the file is empty or unreadable, or the mesh cannot be used (see make_object).
+    """
+    import trimesh  # host-only dependency, imported lazily
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"mesh file not found: {path!r}")
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"mesh file {path!r} is empty (0 bytes)")
+    try:
+        # process=False: no silent merging/cleaning by trimesh; every repair is ours and reported.
+        mesh = trimesh.load(path, force="mesh", process=False)
+    except Exception as err:  # trimesh raises many exception types for bad files
+        raise ValueError(f"cannot read mesh file {path!r}: {type(err).__name__}: {err}. "
+                         "Check the file format (OBJ, STL, PLY, OFF, GLB).") from err
+    vertices = np.asarray(getattr(mesh, "vertices", np.zeros((0, 3))), dtype=np.float64)
+    faces = np.asarray(getattr(mesh, "faces", np.zeros((0, 3))), dtype=np.int64)
+    if len(vertices) == 0 or len(faces) == 0:
+        raise ValueError(f"mesh file {path!r} contains no triangles "
+                         f"({len(vertices)} vertices, {len(faces)} faces)")
+    return make_object(vertices, faces, units=units, scale=scale, source=path, **kwargs)
+
+
+def make_object(vertices, faces, *, units: str = "m", scale: float | None = None,
+                components: str = "keep", pad_to: int | None = None,
+                pad_vertices_to: int | None = None, dtype=np.float32,
+                check_units: bool = True, source: str = "arrays") -> tuple[Object, LoadReport]:
+    """Checks, repairs and packs a triangle mesh given as arrays.
+
+    Checks (ValueError when not repairable): empty mesh, NaN/inf vertices, face indices out of
+    range, a size that looks like millimetres (extent > 2 m; pass ``units``/``scale``, or
+    ``check_units=False``). Safe repairs, each reported: merge exactly coincident vertices, drop
+    degenerate faces (repeated index or collinear corners), drop duplicated faces and
+    back-to-back face pairs (zero-volume sheets), drop unreferenced vertices, make the winding
+    consistent per body, orient closed bodies outward, and keep or drop extra bodies.
+
+    Args:
+      vertices: (V, 3) float array.
+      faces: (F, 3) int array.
+      units: unit of the coordinates: "m", "cm" or "mm".
+      scale: explicit factor to metres; overrides ``units``.
+      components: "keep" all bodies (the distance is to their union) or keep the "largest".
+      pad_to: number of face rows (>= faces after repair); default next power of two >= 64.
+      pad_vertices_to: number of vertex rows; default ``pad_to`` (or the next power of two
+        above the vertex count if that is larger).
+      dtype: float dtype of the arrays (float32 or float64).
+      check_units: raise when the extent looks like millimetres.
+      source: name used in messages and the report.
+
+    Returns:
+      (object, report).
+    """
+    findings: list[str] = []
+    repairs: list[str] = []
+    if components not in ("keep", "largest"):
+        raise ValueError(f"{source}: components must be 'keep' or 'largest', "
+                         f"got {components!r}")
+    v = np.asarray(vertices, dtype=np.float64)
+    f = np.asarray(faces)
+    if v.ndim != 2 or v.shape[1] != 3 or f.ndim != 2 or f.shape[1] != 3:
+        raise ValueError(f"{source}: expected vertices (V, 3) and faces (F, 3), got "
+                         f"{v.shape} and {f.shape}")
+    if len(v) == 0 or len(f) == 0:
+        raise ValueError(f"{source}: empty mesh ({len(v)} vertices, {len(f)} faces)")
+    if not np.issubdtype(f.dtype, np.integer):
+        raise ValueError(f"{source}: faces must be integer indices, got dtype {f.dtype}")
+    f = f.astype(np.int64)
+    bad = ~np.isfinite(v).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{source}: {int(bad.sum())} vertices have NaN/inf coordinates (first "
+                         f"index {int(np.argmax(bad))}); fix or remove them in the source file")
+    if f.min() < 0 or f.max() >= len(v):
+        raise ValueError(f"{source}: face indices must lie in [0, {len(v) - 1}], found "
+                         f"[{f.min()}, {f.max()}]")
+    if scale is None:
+        if units not in _UNIT_SCALES:
+            raise ValueError(f"{source}: units must be one of {sorted(_UNIT_SCALES)}, "
+                             f"got {units!r}")
+        scale = _UNIT_SCALES[units]
+    scale = float(scale)
+    if not np.isfinite(scale) or scale <= 0:
+        raise ValueError(f"{source}: scale must be a positive finite number, got {scale}")
+    if scale != 1.0:
+        v = v * scale
+        repairs.append(f"scaled coordinates by {scale} to metres")
+    extent = float(np.ptp(v[np.unique(f)], axis=0).max())
+    if check_units and extent > MAX_EXTENT_M:
+        raise ValueError(f"{source}: largest extent is {extent:g} m, which looks like millimetres "
+                         f"(or centimetres); pass units='mm' (or scale=0.001), or "
+                         f"check_units=False if the object really is that large")
+
+    # The object's geometry is its vertices in `dtype`: round first, so that merging, the
+    # degeneracy tests and every derived table see exactly the stored coordinates.
+    v = v.astype(dtype).astype(np.float64)
+    v, f = _merge_vertices(v, f, findings, repairs)
+    proper = (f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 2] != f[:, 0])
+    counts, consistent = _edge_stats(f[proper])
+    if not ((counts == 2).all() and consistent):
+        findings.append(f"not watertight as given: {int((counts == 1).sum())} boundary edges, "
+                        f"{int((counts > 2).sum())} non-manifold edges"
+                        + ("" if consistent else ", inconsistent winding"))
+    f = _drop_bad_faces(v, f, findings, repairs)
+    if len(f) == 0:
+        raise ValueError(f"{source}: no non-degenerate faces left after repair")
+    f, labels = _orient(v, f, findings, repairs)
+    n_bodies = int(labels.max()) + 1
+    if n_bodies > 1:
+        findings.append(f"{n_bodies} separate bodies (face-connected components)")
+        if components == "largest":
+            areas = np.bincount(labels, weights=_face_areas(v, f), minlength=n_bodies)
+            keep = labels == int(np.argmax(areas))
+            repairs.append(f"kept the largest body ({int(keep.sum())} faces), dropped "
+                           f"{n_bodies - 1} other(s) ({int((~keep).sum())} faces)")
+            f = f[keep]
+            n_bodies = 1
+    used = np.unique(f)
+    if len(used) < len(v):
+        repairs.append(f"dropped {len(v) - len(used)} unreferenced vertices")
+        remap = np.full(len(v), -1, np.int64)
+        remap[used] = np.arange(len(used))
+        v, f = v[used], remap[f]
+
+    counts, consistent = _edge_stats(f)
+    watertight = bool((counts == 2).all() and consistent)
+    if not watertight:
+        findings.append(f"not watertight: {int((counts == 1).sum())} boundary edges, "
+                        f"{int((counts > 2).sum())} non-manifold edges; the sign of the distance "
+                        "uses the generalized winding number")
+    euler = len(v) - len(counts) + len(f)
+    if pad_to is None:
+        pad_to = _bucket(len(f))
+    if pad_to < len(f):
+        raise ValueError(f"{source}: pad_to={pad_to} is smaller than the {len(f)} faces")
+    if pad_vertices_to is None:
+        # Same rows as the faces when they suffice (closed meshes have V ~ F / 2), so that the
+        # vertex array never splits otherwise equal shapes.
+        pad_vertices_to = pad_to if len(v) <= pad_to else _bucket(len(v))
+    if pad_vertices_to < len(v):
+        raise ValueError(f"{source}: pad_vertices_to={pad_vertices_to} < {len(v)} vertices")
+    obj = _pack(v, f, watertight, pad_to, pad_vertices_to, np.dtype(dtype))
+    report = LoadReport(source=source, findings=tuple(findings), repairs=tuple(repairs),
+                        num_vertices=len(v), num_faces=len(f), num_bodies=n_bodies,
+                        watertight=watertight, scale=scale, euler_number=int(euler))
+    return obj, report
+
+
+def _merge_vertices(v, f, findings, repairs):
+    """Merges exactly coincident vertices (STL stores three copies per face), keeping the order
+    of first occurrence."""
+    uniq, first, inverse = np.unique(v, axis=0, return_index=True, return_inverse=True)
+    if len(uniq) == len(v):
+        return v, f
+    findings.append(f"{len(v) - len(uniq)} duplicate vertices (exactly coincident)")
+    repairs.append(f"merged duplicate vertices: {len(v)} -> {len(uniq)}")
+    order = np.argsort(first)                      # unique rows in order of first occurrence
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return v[first[order]], rank[inverse.reshape(-1)][f]
+
+
+def _face_areas(v, f):
+    return 0.5 * np.linalg.norm(np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]), axis=1)
+
+
+def _drop_bad_faces(v, f, findings, repairs):
+    """Drops degenerate faces, duplicated faces and back-to-back pairs (zero-volume sheets)."""
+    e1, e2 = v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]
+    cross = np.linalg.norm(np.cross(e1, e2), axis=1)
+    repeated = (f[:, 0] == f[:, 1]) | (f[:, 1] == f[:, 2]) | (f[:, 2] == f[:, 0])
+    # Collinear corners: |e1 x e2| at the level of float64 rounding of |e1||e2|.
+    collinear = cross <= 64 * np.finfo(np.float64).eps * np.linalg.norm(e1, axis=1) * \
+        np.linalg.norm(e2, axis=1)
+    degenerate = repeated | collinear
+    if degenerate.any():
+        findings.append(f"{int(degenerate.sum())} zero-area faces ({int(repeated.sum())} with a "
+                        "repeated vertex)")
+        repairs.append(f"dropped {int(degenerate.sum())} zero-area faces")
+        f = f[~degenerate]
+    # Canonical key: sorted vertex ids; orientation parity tells same/opposite winding.
+    order = np.argsort(f, axis=1)
+    key = np.take_along_axis(f, order, axis=1)
+    # Parity of the sorting permutation (number of inversions mod 2): 0 = same orientation.
+    parity = ((order[:, 0] > order[:, 1]).astype(int) + (order[:, 0] > order[:, 2])
+              + (order[:, 1] > order[:, 2])) % 2
+    _, inv, cnt = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+    inv = inv.reshape(-1)
+    drop = np.zeros(len(f), bool)
+    if (cnt > 1).any():
+        n_pos = np.bincount(inv, weights=(parity == 0), minlength=len(cnt))
+        n_neg = cnt - n_pos
+        # Keep |n_pos - n_neg| copies with the majority orientation: each opposite pair is a
+        # zero-volume sheet, each same-orientation copy a duplicate.
+        seen = np.zeros(len(cnt), np.int64)
+        keep_n = np.abs(n_pos - n_neg).astype(np.int64)
+        major = np.where(n_pos >= n_neg, 0, 1)
+        for i in np.nonzero(cnt[inv] > 1)[0]:
+            g = inv[i]
+            if parity[i] == major[g] and seen[g] < keep_n[g]:
+                seen[g] += 1
+            else:
+                drop[i] = True
+        # A back-to-back pair inside a closed surface (one copy belongs to it, the other is a
+        # stray flipped copy) must keep one face: restore one where dropping opens an edge.
+        kept_counts = _edge_counts_of(f[~drop], f)
+        for g in np.unique(inv[drop]):
+            members = np.nonzero(inv == g)[0]
+            if drop[members].all() and (kept_counts[members[0]] == 1).any():
+                drop[members[0]] = False
+        pairs = int(np.minimum(n_pos, n_neg).sum())
+        findings.append(f"{int((cnt[inv] > 1).sum())} faces in {int((cnt > 1).sum())} groups of "
+                        f"duplicates ({pairs} back-to-back pairs enclosing zero volume)")
+        repairs.append(f"dropped {int(drop.sum())} duplicated / back-to-back faces")
+    return f[~drop]
+
+
+def _edge_counts_of(kept, query):
+    """For each face of ``query``: how many faces of ``kept`` use each of its 3 edges."""
+    width = int(max(kept.max(initial=0), query.max())) + 1
+
+    def key(x):
+        nxt = np.roll(x, -1, axis=1)
+        return np.minimum(x, nxt) * width + np.maximum(x, nxt)
+
+    uniq, cnt = np.unique(key(kept), return_counts=True)
+    q = key(query)
+    pos = np.minimum(np.searchsorted(uniq, q), max(len(uniq) - 1, 0))
+    return np.where((len(uniq) > 0) & (uniq[pos] == q), cnt[pos], 0)
+
+
+def _edge_stats(f):
+    """Per undirected edge: number of faces, and whether all 2-face edges are oppositely used."""
+    directed = np.stack([f, np.roll(f, -1, axis=1)], axis=-1).reshape(-1, 2)
+    und = np.sort(directed, axis=1)
+    uniq, inv, counts = np.unique(und, axis=0, return_inverse=True, return_counts=True)
+    forward = (directed[:, 0] < directed[:, 1]).astype(np.int64)
+    n_fwd = np.bincount(inv.reshape(-1), weights=forward, minlength=len(uniq))
+    consistent = bool(np.all(n_fwd[counts == 2] == 1))
+    return counts, consistent
+
+
+def _orient(v, f, findings, repairs):
+    """Makes the winding consistent per body and orients closed bodies outward.
+
+    Returns:
+      (faces, body label per face).
+    """
+    nf = len(f)
+    directed = np.stack([f, np.roll(f, -1, axis=1)], axis=-1).reshape(-1, 2)
+    face_of = np.repeat(np.arange(nf), 3)
+    und = np.sort(directed, axis=1)
+    _, inv, counts = np.unique(und, axis=0, return_inverse=True, return_counts=True)
+    inv = inv.reshape(-1)
+    # Face adjacency through manifold (2-face) edges only.
+    two = counts[inv] == 2
+    order = np.argsort(inv[two], kind="stable")
+    pair_faces = face_of[two][order].reshape(-1, 2)
+    pair_dirs = directed[two][order].reshape(-1, 2, 2)
+    # Same direction on both sides: the two faces disagree on orientation.
+    flip_rel = np.all(pair_dirs[:, 0] == pair_dirs[:, 1], axis=1)
+    adj = scipy.sparse.coo_matrix(
+        (np.ones(len(pair_faces)), (pair_faces[:, 0], pair_faces[:, 1])), shape=(nf, nf))
+    n_comp, labels = scipy.sparse.csgraph.connected_components(adj, directed=False)
+    if flip_rel.any():
+        findings.append(f"inconsistent winding: {int(flip_rel.sum())} edges where neighbouring "
+                        "faces disagree")
+        flips, orientable = _propagate_orientation(nf, pair_faces, flip_rel)
+        if orientable:
+            repairs.append(f"flipped {int(flips.sum())} faces to make the winding consistent")
+            f = np.where(flips[:, None], f[:, ::-1], f)
+        else:
+            findings.append("the mesh is not orientable (Moebius-like); winding left as it is")
+    # Outward orientation of closed bodies: negative signed volume means inside-out.
+    vol = np.einsum("ij,ij->i", v[f[:, 0]], np.cross(v[f[:, 1]], v[f[:, 2]])) / 6.0
+    body_vol = np.bincount(labels, weights=vol, minlength=n_comp)
+    edge_body = labels[face_of]
+    closed = np.ones(n_comp, bool)
+    np.logical_and.at(closed, edge_body, counts[inv] == 2)
+    inverted = closed & (body_vol < 0)
+    if inverted.any():
+        findings.append(f"{int(inverted.sum())} closed bodies oriented inward")
+        repairs.append(f"flipped {int(inverted.sum())} inside-out bodies")
+        f = np.where(inverted[labels][:, None], f[:, ::-1], f)
+    return f, labels
+
+
+def _propagate_orientation(nf, pair_faces, flip_rel):
+    """Breadth-first search assigning a flip to each face so that all neighbours agree."""
+    nbr = [[] for _ in range(nf)]
+    for (a, b), rel in zip(pair_faces.tolist(), flip_rel.tolist()):
+        nbr[a].append((b, rel))
+        nbr[b].append((a, rel))
+    flips = np.zeros(nf, bool)
+    seen = np.zeros(nf, bool)
+    ok = True
+    for start in range(nf):
+        if seen[start]:
+            continue
+        seen[start] = True
+        stack = [start]
+        while stack:
+            a = stack.pop()
+            for b, rel in nbr[a]:
+                want = flips[a] ^ rel
+                if not seen[b]:
+                    seen[b], flips[b] = True, want
+                    stack.append(b)
+                elif flips[b] != want:
+                    ok = False
+    return flips, ok
+
+
+def _unit(x, fallback):
+    """Normalizes rows; rows of zero length take the fallback rows."""
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    return np.where(norm > 0, x / np.where(norm > 0, norm, 1.0), fallback)
+
+
+def _pack(v, f, watertight, pad_to, pad_vertices_to, dtype) -> Object:
+    """Precomputes per-face tables in float64 and pads them into an Object."""
+    nf, nv = len(f), len(v)
+    tri = v[f]                                   # (F, 3, 3)
+    edges = np.roll(tri, -1, axis=1) - tri       # edge k: corner k -> k+1
+    cross = np.cross(edges[:, 0], -edges[:, 2])  # (c1 - c0) x (c2 - c0)
+    normals = _unit(cross, 0.0)
+    len2 = np.einsum("fkd,fkd->fk", edges, edges)
+    inv_len2 = np.where(len2 > 0, 1.0 / np.where(len2 > 0, len2, 1.0), 0.0)
+    inward = _unit(np.cross(normals[:, None, :], edges), 0.0)
+    # Angle-weighted vertex pseudonormals.
+    a, b = edges, -np.roll(edges, 1, axis=1)  # at corner k: towards k+1 and towards k-1
+    angle = np.arctan2(np.linalg.norm(np.cross(a, b), axis=-1), np.einsum("fkd,fkd->fk", a, b))
+    vpn = np.zeros((nv, 3))
+    np.add.at(vpn, f.reshape(-1), (angle[:, :, None] * normals[:, None, :]).reshape(-1, 3))
+    vpn = _unit(vpn[f], np.broadcast_to(normals[:, None, :], (nf, 3, 3)))
+    # Edge pseudonormals: sum of the unit normals of all faces on the edge.
+    und = np.sort(np.stack([f, np.roll(f, -1, axis=1)], axis=-1), axis=-1).reshape(-1, 2)
+    _, inv = np.unique(und, axis=0, return_inverse=True)
+    inv = inv.reshape(-1)
+    epn = np.zeros((inv.max() + 1, 3))
+    np.add.at(epn, inv, np.repeat(normals, 3, axis=0))
+    epn = _unit(epn[inv].reshape(nf, 3, 3), np.broadcast_to(normals[:, None, :], (nf, 3, 3)))
+    com = _center_of_mass(tri, watertight)
+    size = float(np.linalg.norm(v - com, axis=1).max())
+
+    def pad(x, rows, fill=0):
+        out = np.full((rows,) + x.shape[1:], fill, dtype=x.dtype)
+        out[: len(x)] = x
+        return out
+
+    fl = lambda x, rows=pad_to: jnp.asarray(pad(x, rows).astype(dtype))  # noqa: E731
+    return Object(
+        vertices=fl(v, pad_vertices_to),
+        vertex_mask=jnp.asarray(pad(np.ones(nv, bool), pad_vertices_to, False)),
+        faces=jnp.asarray(pad(f.astype(np.int32), pad_to)),
+        face_mask=jnp.asarray(pad(np.ones(nf, bool), pad_to, False)),
+        corners=fl(tri), normals=fl(normals),
+        columns={f"{name}{i}": fl(np.ascontiguousarray(x.reshape(nf, -1)[:, i]))
+                 for name, x in (("corners", tri), ("normals", normals), ("edges", edges),
+                                 ("edge_inv_len2", inv_len2), ("edge_inward", inward),
+                                 ("edge_pseudonormals", epn), ("vertex_pseudonormals", vpn))
+                 for i in range(x[0].size)},
+        watertight=jnp.asarray(watertight),
+        center_of_mass=jnp.asarray(com.astype(dtype)),
+        size=jnp.asarray(np.asarray(size, dtype)),
+        coord_bound=jnp.asarray(np.asarray(np.abs(v).max(), dtype)),
+    )
+
+
+def _center_of_mass(tri, watertight):
+    """Volume centroid (uniform density) of a closed mesh, else the area-weighted centroid."""
+    vol = np.einsum("fd,fd->f", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])) / 6.0
+    total = vol.sum()
+    if watertight and total > 0:
+        # Tetrahedra (origin, a, b, c): centroid (a + b + c) / 4.
+        return (vol[:, None] * tri.sum(axis=1) / 4.0).sum(axis=0) / total
+    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+    return (area[:, None] * tri.mean(axis=1)).sum(axis=0) / area.sum()
