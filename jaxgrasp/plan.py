@@ -1,0 +1,176 @@
+"""``python -m jaxgrasp.plan PATH... [--hand NAME|FILE] [--grasps K] [--out DIR] [--seed S]``
+
+Plans grasps for mesh files or folders of meshes (OBJ, STL, PLY, OFF, GLB) and writes, per
+object, ``OUT/<name>.json`` (schema ``jaxgrasp.plan/1``: the object, the hand and a list of grasps
+in the ``jaxgrasp.grasp/1`` schema of :mod:`jaxgrasp.grasp_io`, best first) as soon as the object
+is done, plus ``<name>.png`` (hand and object from three views) and ``<name>.glb`` (the posed
+hand with the object). A rerun skips objects whose JSON exists; an object that fails is logged
+(``OUT/errors.log``) and the run goes on; a summary table closes the run. With no PATH it plans
+on a bundled procedurally generated object.
+
+This module is callable like the function it wraps: ``jaxgrasp.plan(mesh)`` is
+:func:`jaxgrasp.planner.plan` even after ``import jaxgrasp.plan``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+import traceback
+import types
+from pathlib import Path
+
+MESH_SUFFIXES = {".obj", ".stl", ".ply", ".off", ".glb", ".gltf"}
+
+
+def collect_meshes(paths: list[str]) -> list[Path]:
+    """Mesh files from files and folders (recursively), sorted, duplicates removed."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.suffix.lower() in MESH_SUFFIXES and f.is_file())
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise SystemExit(f"error: {p} does not exist")
+    seen, unique = set(), []
+    for f in out:
+        if f.resolve() not in seen:
+            seen.add(f.resolve())
+            unique.append(f)
+    return unique
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def plan_object(mesh, name: str, out: Path, hand, cfg, *, num_grasps: int, units: str, pictures: bool,
+                source: str, progress=None) -> dict:
+    """Plan one object and write its JSON (and pictures); returns the summary row."""
+    import trimesh
+
+    from jaxgrasp.grasp_io import grasp_to_dict
+    from jaxgrasp.planner import plan_grasps
+    from jaxgrasp.render import hand_scene, plot_hand
+
+    t0 = time.perf_counter()
+    results = plan_grasps(mesh, hand, num_grasps=num_grasps, config=cfg, units=units, progress=progress)
+    best = results[0]
+    grasps = [grasp_to_dict(r) for r in results]
+    for g in grasps:
+        g["object"]["file"] = source
+    data = {"schema": "jaxgrasp.plan/1", "object": grasps[0]["object"], "hand": grasps[0]["hand"],
+            "config": {k: (dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v)
+                       for k, v in dataclasses.asdict(cfg).items()},
+            "grasps": grasps}
+    if pictures:
+        verts = best.object_vertices
+        tm = trimesh.Trimesh(verts, best.object_faces, process=False)
+        tm.apply_translation(-best.center_of_mass)  # pictures in the centred frame
+        m = best.metrics
+        plot_hand(best.hand, best.config, out / f"{name}.png", obj_mesh=tm,
+                  title=f"{name}: Q1 {m['q1']:.3f}, penetration {m['penetration_mm']:.2f} mm, "
+                        f"{m['num_contacts']} contacts, {'valid' if m['valid'] else 'not valid'}")
+        hand_scene(best.hand, best.config, tm).export(str(out / f"{name}.glb"))
+    _write_json(out / f"{name}.json", data)  # written last: its presence marks the object done
+    m = best.metrics
+    return {"object": name, "valid": m["valid"], "q1": m["q1"], "penetration_mm": m["penetration_mm"],
+            "contacts": m["num_contacts"], "time_s": time.perf_counter() - t0}
+
+
+def summary_table(rows: list[dict]) -> str:
+    lines = [f"{'object':<28}{'valid':>7}{'Q1':>9}{'pen (mm)':>10}{'contacts':>10}{'time (s)':>10}"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"{r['object']:<28}{'error':>7}  {r['error'][:60]}")
+        else:
+            lines.append(f"{r['object']:<28}{str(r['valid']):>7}{r['q1']:>9.4f}{r['penetration_mm']:>10.2f}"
+                         f"{r['contacts']:>10d}{r['time_s']:>10.1f}")
+    ok = [r for r in rows if "error" not in r]
+    if ok:
+        lines.append(f"{len([r for r in ok if r['valid']])}/{len(rows)} objects with a valid grasp; "
+                     f"mean Q1 {sum(r['q1'] for r in ok) / len(ok):.4f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tqdm import tqdm
+
+    from jaxgrasp.hand import load_hand
+    from jaxgrasp.planner import PlanConfig
+    from jaxgrasp.procedural import procedural_object
+
+    ap = argparse.ArgumentParser(prog="python -m jaxgrasp.plan", description=__doc__.split("\n\n")[0])
+    ap.add_argument("paths", nargs="*", help="mesh files or folders (default: a bundled procedural object)")
+    ap.add_argument("--hand", default="shadow", help="bundled hand name or MJCF/URDF file")
+    ap.add_argument("--grasps", type=int, default=1, help="grasps per object")
+    ap.add_argument("--out", default="out", help="output folder")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--starts", type=int, default=PlanConfig.num_starts, help="parallel starts per object")
+    ap.add_argument("--steps", type=int, default=PlanConfig.steps, help="optimizer steps")
+    ap.add_argument("--units", default="m", choices=["m", "cm", "mm"], help="unit of the mesh files")
+    ap.add_argument("--no-pictures", action="store_true", help="skip the PNG and GLB")
+    args = ap.parse_args(argv)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = PlanConfig(num_starts=max(args.starts, args.grasps), steps=args.steps, seed=args.seed)
+    hand = load_hand(args.hand)
+    if args.paths:
+        jobs = [(f.stem, str(f), str(f)) for f in collect_meshes(args.paths)]
+        if not jobs:
+            print("no mesh files found", file=sys.stderr)
+            return 2
+    else:
+        jobs = [("procedural_bottle", procedural_object(6, "bottle"), "procedural:bottle:6")]
+    rows: list[dict] = []
+    bar = tqdm(jobs, desc="planning", unit="object", dynamic_ncols=True)
+    for name, mesh, source in bar:
+        target = out / f"{name}.json"
+        if target.exists():
+            bar.write(f"{name}: done before, skipped ({target})")
+            try:
+                g = json.loads(target.read_text())["grasps"][0]["metrics"]
+                rows.append({"object": name, "valid": g["valid"], "q1": g["q1"], "penetration_mm": g["penetration_mm"],
+                             "contacts": g["num_contacts"], "time_s": g["time_s"]})
+            except (OSError, KeyError, IndexError, json.JSONDecodeError):
+                pass
+            continue
+        bar.set_postfix_str(name)
+        try:
+            def progress(step, terms, name=name):
+                bar.set_postfix_str(f"{name} step {step}/{cfg.steps} loss {float(terms['total'].min()):.3f}")
+
+            rows.append(plan_object(mesh, name, out, hand, cfg, num_grasps=args.grasps, units=args.units,
+                                    pictures=not args.no_pictures, source=source, progress=progress))
+            r = rows[-1]
+            bar.write(f"{name}: valid={r['valid']} Q1={r['q1']:.4f} penetration={r['penetration_mm']:.2f} mm "
+                      f"-> {target}")
+        except Exception as e:  # one bad object must not stop a batch run
+            msg = f"{type(e).__name__}: {e}"
+            rows.append({"object": name, "error": msg})
+            with open(out / "errors.log", "a") as f:
+                f.write(f"{name} ({source}): {msg}\n{traceback.format_exc()}\n")
+            bar.write(f"{name}: FAILED: {msg} (details in {out / 'errors.log'})")
+    print(summary_table(rows))
+    return 0
+
+
+class _CallableModule(types.ModuleType):
+    def __call__(self, *args, **kwargs):
+        from jaxgrasp.planner import plan
+
+        return plan(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
+
+if __name__ == "__main__":
+    sys.exit(main())

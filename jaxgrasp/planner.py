@@ -1,0 +1,490 @@
+"""``jaxgrasp.plan``: the differentiable loss as a standalone grasp planner (paper VI.A).
+
+The object is handled centred: the optimizer works in the *centred frame* (origin at the
+object's centre of mass, axes of the input file), and results are reported in the file's frame
+(``T_input_palm``). All starts are optimized together: one compiled, vmapped Adam step over
+``num_starts`` configurations; the compound loss of :func:`grasp_loss` (generalized Q1 upper
+bound, collision, self-collision, object-in-hand and guide terms) is differentiated through the
+forward kinematics and the mesh signed distance. Afterwards every start is evaluated on the host
+with the exact quantities (full-resolution mesh, exact-sign distance, exact Q1 through a convex
+hull), and the best valid start (penetration under a threshold, highest exact Q1) is returned.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import trimesh
+
+from jaxgrasp import losses
+from jaxgrasp.collision import object_in_hand, self_penetration
+from jaxgrasp.geometry import signed_distance
+from jaxgrasp.hand import HandModel, load_hand
+from jaxgrasp.kinematics import default_config, pose_hand
+from jaxgrasp.lie import matrix_to_rotvec_np
+from jaxgrasp.objects import LoadReport, Object, load_object, make_object
+from jaxgrasp.quality import QualityConfig, contact_weights, q1_exact, q1_upper, wrench_directions
+
+
+@dataclasses.dataclass(frozen=True)
+class PlanConfig:
+    """Planner settings (lengths in metres).
+
+    Attributes:
+        num_starts: starts optimized together (approach directions spread on a sphere).
+        steps: Adam steps.
+        learning_rate: Adam step on the scaled variables (see ``translation_scale``...).
+        translation_scale: metres per unit of the translation variables.
+        rotation_scale: radians per unit of the rotation-vector variables.
+        opening: initial joint opening, fraction of each independent joint's range.
+        standoff: initial gap between the palm and the object's bounding sphere.
+        opt_samples: hand collision samples used inside the loop (evaluation uses all).
+        self_samples: the first (farthest-point ordered) samples used for self-collision.
+        opt_faces: the object mesh is decimated to at most this many faces for the loop.
+        object_points: object points checked against the hand's hulls in the loop (the
+            ones nearest the hand, out of ``object_samples``).
+        object_samples: dense object surface sample the active points are chosen from.
+        weights: loss weights (paper Table I by default).
+        alpha_per_size, beta, mu: contact weight and friction (alpha = alpha_per_size / L).
+        num_directions: D of the Q1 upper bound.
+        penetration_scale: depth [m] at which a penetrating sample costs 1 (collision terms).
+        collision_margin: hand samples are pushed this far outside the object, so the
+            optimum does not sit at the edge of penetration.
+        contact_tolerance: |d| below which a contact candidate counts as touching (evaluation).
+        contact_cos: a touching candidate's normal must face the object (n_obj . n_grip below
+            -contact_cos).
+        max_penetration: a grasp is valid with force closure and penetration below this.
+        num_edges: friction-cone edges for the exact Q1.
+        seed: PRNG seed (initial rolls).
+    """
+
+    num_starts: int = 16
+    steps: int = 200
+    learning_rate: float = 0.05
+    translation_scale: float = 0.02
+    rotation_scale: float = 0.2
+    opening: float = 0.1
+    standoff: float = 0.015
+    opt_samples: int = 512
+    self_samples: int = 512
+    opt_faces: int = 2000
+    object_points: int = 128
+    object_samples: int = 1024
+    # guide 1.0 rather than Table I's 0.1: our guide term measures distances in object sizes
+    # (d / L), and 1.0 gave more force-closure starts on the procedural set (see the README).
+    weights: losses.LossWeights = dataclasses.field(default_factory=lambda: losses.LossWeights(guide=1.0))
+    alpha_per_size: float = 6.0
+    beta: float = 8.0
+    mu: float = 0.7
+    num_directions: int = 64
+    penetration_scale: float = 0.002
+    collision_margin: float = 0.0005
+    contact_tolerance: float = 0.003
+    contact_cos: float = 0.5
+    max_penetration: float = 0.001
+    num_edges: int = 8
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Scene:
+    """Arrays of one planning problem (centred frame); a pytree so it can be a jit argument."""
+
+    obj: Object  # the (decimated) optimization mesh, in the input frame
+    com: jnp.ndarray  # (3,) input-frame centre of mass
+    object_points: jnp.ndarray  # (P, 3) surface samples, centred frame
+    directions: jnp.ndarray  # (D, 6)
+    alpha: jnp.ndarray
+    torque_scale: jnp.ndarray
+
+
+jax.tree_util.register_dataclass(
+    Scene, data_fields=["obj", "com", "object_points", "directions", "alpha", "torque_scale"], meta_fields=[]
+)
+
+
+def grasp_terms(hand: HandModel, scene: Scene, config: jnp.ndarray, sample_idx: jnp.ndarray,
+                object_idx: jnp.ndarray, *, beta: float, mu: float, penetration_scale: float,
+                collision_margin: float, self_samples: int) -> dict[str, jnp.ndarray]:
+    """The loss terms of one configuration (centred frame), before weighting.
+
+    Args:
+        hand: the hand model.
+        scene: the problem arrays.
+        config: ``(6 + I,)`` configuration.
+        sample_idx: ``(k,)`` hand samples checked against the object (the active set).
+        object_idx: ``(m,)`` object points checked against the hand's link hulls.
+        beta, mu: contact weight and friction; penetration_scale, collision_margin: see
+            :class:`PlanConfig`; self_samples: the first samples used for self-collision.
+
+    Returns:
+        ``{"q1": exp(-Q1_upper), "coll", "self", "guide"}`` and the raw ``"q1_upper"``.
+    """
+    posed = pose_hand(hand, config)
+    d_c, n_c = signed_distance(scene.obj, posed.contact_pos + scene.com, exact=False)
+    c = contact_weights(d_c, n_c, posed.contact_normal, scene.alpha, beta)
+    q1 = q1_upper(posed.contact_pos, n_c, c, mu=mu, torque_scale=scene.torque_scale, directions=scene.directions)
+    d_s, _ = signed_distance(scene.obj, posed.sample_pos[sample_idx] + scene.com, exact=False)
+    pen_obj = object_in_hand(hand, posed.T_world_body, scene.object_points[object_idx])
+    k = self_samples
+    pen_self = self_penetration(hand, posed.T_world_body, posed.sample_pos[:k], hand.sample_body[:k])
+    return {
+        "q1": losses.loss_q1(q1),
+        "coll": losses.loss_collision((d_s - collision_margin) / penetration_scale)
+        + losses.loss_collision(-pen_obj / penetration_scale),
+        "self": losses.loss_self_collision(pen_self / penetration_scale),
+        "guide": losses.loss_guide(d_c * scene.torque_scale),
+        "q1_upper": q1,
+    }
+
+
+def active_sets(hand: HandModel, scene: Scene, config: jnp.ndarray, num_samples: int, num_points: int):
+    """The hand samples and object points most likely to collide, for one configuration.
+
+    Proximity is measured against the other side's point sample (one dense product), so the
+    loop checks ``num_samples`` hand samples and ``num_points`` object points instead of all,
+    without missing the ones in contact. Re-chosen every chunk of steps.
+
+    Returns:
+        ``(sample_idx (num_samples,), object_idx (num_points,))`` int32.
+    """
+    posed = pose_hand(hand, config)
+    p, o = posed.sample_pos, scene.object_points
+    d2 = jnp.sum(p * p, 1)[:, None] - 2.0 * p @ o.T + jnp.sum(o * o, 1)[None, :]
+    _, si = jax.lax.top_k(-jnp.min(d2, axis=1), num_samples)
+    _, oi = jax.lax.top_k(-jnp.min(d2, axis=0), num_points)
+    return si.astype(jnp.int32), oi.astype(jnp.int32)
+
+
+def grasp_loss(hand, scene, config, sample_idx, object_idx, weights: losses.LossWeights, **kw):
+    """``(total, terms)`` of one configuration: the weighted sum of :func:`grasp_terms`."""
+    terms = grasp_terms(hand, scene, config, sample_idx, object_idx, **kw)
+    q1 = terms.pop("q1_upper")
+    total, terms = losses.combine(terms, weights)
+    return total, {**terms, "q1_upper": q1}
+
+
+# ----------------------------------------------------------------------------------------------
+# Initialization
+# ----------------------------------------------------------------------------------------------
+
+
+def fibonacci_sphere(n: int) -> np.ndarray:
+    """``n`` nearly uniform unit vectors (golden-angle spiral), ``(n, 3)``."""
+    i = np.arange(n) + 0.5
+    z = 1.0 - 2.0 * i / n
+    phi = np.pi * (1.0 + 5**0.5) * i
+    r = np.sqrt(1.0 - z * z)
+    return np.column_stack([r * np.cos(phi), r * np.sin(phi), z])
+
+
+def initial_configs(hand: HandModel, radius: float, num: int, key: jax.Array, *, opening: float,
+                    standoff: float) -> jnp.ndarray:
+    """Starts around an object of bounding radius ``radius`` centred at the origin.
+
+    Each start approaches along a direction on a Fibonacci sphere, the palm facing the object
+    (``hand.palm_normal`` towards the centre), a random roll about the approach axis, fingers
+    open at ``opening``; the palm's grasp point sits ``standoff`` outside the bounding sphere.
+
+    Returns:
+        ``(num, 6 + I)`` configurations.
+    """
+    x0 = default_config(hand, opening)
+    posed = pose_hand(hand, x0)
+    a = np.asarray(hand.palm_normal, np.float64)
+    f = np.asarray(hand.finger_direction, np.float64)
+    s = np.cross(a, f)
+    cp = np.asarray(posed.contact_pos, np.float64)
+    on_palm = np.array([not _has_joint_above(hand, int(b)) for b in np.asarray(hand.contact_body)])
+    palm_c = cp[on_palm].mean(0) if on_palm.any() else np.zeros(3)
+    reach = max(float(np.max((cp - palm_c) @ f)), 0.0)
+    grasp_point = palm_c + 0.3 * reach * f
+    rolls = np.asarray(jax.random.uniform(key, (num,), minval=0.0, maxval=2 * np.pi))
+    out = []
+    for u, roll in zip(fibonacci_sphere(num), rolls):
+        e1 = np.cross(u, [1.0, 0.0, 0.0] if abs(u[0]) < 0.9 else [0.0, 1.0, 0.0])
+        e1 /= np.linalg.norm(e1)
+        e2 = np.cross(u, e1)
+        f_w = np.cos(roll) * e1 + np.sin(roll) * e2
+        a_w = -u
+        R = np.column_stack([a_w, f_w, np.cross(a_w, f_w)]) @ np.column_stack([a, f, s]).T
+        t = u * (radius + standoff) - R @ grasp_point
+        out.append(np.concatenate([t, matrix_to_rotvec_np(R), np.asarray(x0[6:])]))
+    return jnp.asarray(np.stack(out), dtype=hand.body_pos.dtype)
+
+
+def _has_joint_above(hand: HandModel, b: int) -> bool:
+    while b > 0:
+        if hand.body_joints[b]:
+            return True
+        b = hand.body_parent[b]
+    return False
+
+
+# ----------------------------------------------------------------------------------------------
+# Problem set-up and evaluation (host side)
+# ----------------------------------------------------------------------------------------------
+
+
+def as_object(mesh, *, units: str = "m") -> tuple[Object, LoadReport, trimesh.Trimesh]:
+    """Accept a path, a trimesh mesh or a loaded ``(Object, LoadReport)``; return all three forms."""
+    if isinstance(mesh, tuple) and len(mesh) == 2 and isinstance(mesh[0], Object):
+        obj, report = mesh
+    elif isinstance(mesh, Object):
+        obj, report = mesh, None
+    elif isinstance(mesh, trimesh.Trimesh):
+        obj, report = make_object(mesh.vertices, mesh.faces, units=units)
+    else:
+        obj, report = load_object(mesh, units=units)
+    return obj, report, object_trimesh(obj)
+
+
+def object_trimesh(obj: Object) -> trimesh.Trimesh:
+    """The object's real (unpadded) mesh as a trimesh, input frame, float64."""
+    vmask = np.asarray(obj.vertex_mask)
+    remap = np.cumsum(vmask) - 1  # padded vertex rows come after the real ones
+    faces = remap[np.asarray(obj.faces)[np.asarray(obj.face_mask)]]
+    return trimesh.Trimesh(np.asarray(obj.vertices, np.float64)[vmask], faces, process=False)
+
+
+def make_scene(obj: Object, tm: trimesh.Trimesh, cfg: PlanConfig, *, dtype=jnp.float32) -> Scene:
+    """The optimization problem: decimated mesh, surface samples, directions, scales."""
+    com = np.asarray(obj.center_of_mass, np.float64)
+    size = float(obj.size)
+    opt_tm = tm
+    if len(tm.faces) > cfg.opt_faces:
+        opt_tm = tm.simplify_quadric_decimation(face_count=cfg.opt_faces)
+    opt_obj = obj if opt_tm is tm else make_object(opt_tm.vertices, opt_tm.faces, check_units=False,
+                                                  pad_to=_pow2(cfg.opt_faces), dtype=np.dtype(dtype.dtype if hasattr(dtype, "dtype") else dtype))[0]
+    pts, _ = trimesh.sample.sample_surface_even(tm, cfg.object_samples, seed=cfg.seed)
+    pts = np.resize(pts, (cfg.object_samples, 3))  # fixed count (repeats a few when short)
+    return Scene(
+        obj=opt_obj,
+        com=jnp.asarray(com, dtype),
+        object_points=jnp.asarray(pts - com, dtype),
+        directions=jnp.asarray(wrench_directions(cfg.num_directions), dtype),
+        alpha=jnp.asarray(cfg.alpha_per_size / size, dtype),
+        torque_scale=jnp.asarray(1.0 / size, dtype),
+    )
+
+
+def _pow2(n: int) -> int:
+    return 1 << int(np.ceil(np.log2(max(n, 64))))
+
+
+def find_contacts(hand: HandModel, posed, d_c, n_c, d_s, n_s, cfg: PlanConfig):
+    """The contacts of a posed hand (host side, centred frame).
+
+    A contact is a touching contact candidate (``|d| <= contact_tolerance`` and its normal
+    facing the object), plus, for every link that touches the object anywhere, its closest
+    surface sample under the same test: fixed candidates alone miss flat faces that a pad touches
+    between two candidates.
+
+    Returns:
+        ``(points (K, 3), object normals (K, 3), candidate index or -1 (K,), link (K,))``.
+    """
+    cp, cn = np.asarray(posed.contact_pos, np.float64), np.asarray(posed.contact_normal, np.float64)
+    sp, sn = np.asarray(posed.sample_pos, np.float64), np.asarray(posed.sample_normal, np.float64)
+    ok_c = (np.abs(d_c) <= cfg.contact_tolerance) & (np.sum(n_c * cn, 1) < -cfg.contact_cos)
+    idx = np.nonzero(ok_c)[0]
+    pts, nrm, cand, link = [cp[idx]], [n_c[idx]], [idx], [np.asarray(hand.contact_body)[idx]]
+    ok_s = (np.abs(d_s) <= cfg.contact_tolerance) & (np.sum(n_s * sn, 1) < -cfg.contact_cos)
+    sb = np.asarray(hand.sample_body)
+    for b in np.unique(sb[ok_s]):
+        i = np.nonzero(ok_s & (sb == b))[0]
+        j = i[np.argmin(np.abs(d_s[i]))]
+        pts.append(sp[j][None]), nrm.append(n_s[j][None]), cand.append([-1]), link.append([b])
+    return (np.concatenate(pts), np.concatenate(nrm), np.concatenate(cand).astype(int), np.concatenate(link).astype(int))
+
+
+def evaluate(hand: HandModel, obj: Object, config, cfg: PlanConfig, tm: trimesh.Trimesh | None = None) -> dict:
+    """Exact metrics of one configuration (centred frame) on the full-resolution object.
+
+    Returns:
+        dict with ``q1`` (exact Q1 of the contacts of :func:`find_contacts`, unit force budget
+        each), ``q1_generalized`` (exact Q1 with the generalized weights of all candidates),
+        ``q1_upper``, ``penetration_mm`` (max of hand into object and object into the hand's
+        links), ``self_penetration_mm``, ``num_contacts``, ``contacts`` (points, normals,
+        candidate index or -1, link; centred frame), ``valid`` (force closure, penetration and
+        self-penetration at most ``max_penetration``).
+    """
+    com = jnp.asarray(obj.center_of_mass)
+    x = jnp.asarray(config, dtype=hand.body_pos.dtype)
+    posed = pose_hand(hand, x)
+    d_c, n_c = signed_distance(obj, posed.contact_pos + com)
+    d_s, n_s = signed_distance(obj, posed.sample_pos + com)
+    size = float(obj.size)
+    d_c, n_c, d_s, n_s = (np.asarray(a, np.float64) for a in (d_c, n_c, d_s, n_s))
+    pts, nrm, cand, link = find_contacts(hand, posed, d_c, n_c, d_s, n_s, cfg)
+    q1 = q1_exact(pts, nrm, np.ones(len(pts)), mu=cfg.mu, torque_scale=1.0 / size,
+                  num_edges=cfg.num_edges) if len(pts) >= 2 else 0.0
+    cp, cn = np.asarray(posed.contact_pos, np.float64), np.asarray(posed.contact_normal, np.float64)
+    c = np.asarray(contact_weights(d_c, n_c, cn, cfg.alpha_per_size / size, cfg.beta))
+    q1g = q1_exact(cp, n_c, c, mu=cfg.mu, torque_scale=1.0 / size, num_edges=cfg.num_edges)
+    q1u = float(q1_upper(jnp.asarray(cp), jnp.asarray(n_c), jnp.asarray(c), mu=cfg.mu, torque_scale=1.0 / size,
+                         directions=jnp.asarray(wrench_directions(cfg.num_directions))))
+    tm = tm if tm is not None else object_trimesh(obj)
+    opts, _ = trimesh.sample.sample_surface_even(tm, 2000, seed=0)
+    pen_obj = np.asarray(object_in_hand(hand, posed.T_world_body, jnp.asarray(opts - np.asarray(com), x.dtype)))
+    pen_hand = np.maximum(-d_s, 0.0)
+    pen_self = np.asarray(self_penetration(hand, posed.T_world_body, posed.sample_pos))
+    pen = 1e3 * max(float(pen_hand.max()), float(pen_obj.max()))
+    self_pen = 1e3 * float(pen_self.max())
+    limit = 1e3 * cfg.max_penetration
+    return {
+        "q1": float(q1), "q1_generalized": float(q1g), "q1_upper": q1u,
+        "penetration_mm": pen, "self_penetration_mm": self_pen,
+        "hand_in_object_mm": 1e3 * float(pen_hand.max()), "object_in_hand_mm": 1e3 * float(pen_obj.max()),
+        "num_contacts": int(len(pts)),
+        "contacts": {"points": pts.tolist(), "normals": nrm.tolist(), "candidate": cand.tolist(),
+                     "link": [hand.body_names[b] for b in link]},
+        "valid": bool(q1 > 0 and pen <= limit and self_pen <= limit),
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# Optimization
+# ----------------------------------------------------------------------------------------------
+
+
+def make_optimizer(hand: HandModel, cfg: PlanConfig):
+    """Jitted ``select`` (active sets of every start) and ``run`` (``n`` Adam steps on all starts).
+
+    Variables are scaled (``x = y * scale``) so one learning rate fits metres, radians and the
+    joint logits.
+    """
+    scale = jnp.concatenate([jnp.full(3, cfg.translation_scale), jnp.full(3, cfg.rotation_scale),
+                             jnp.ones(hand.num_independent)]).astype(hand.body_pos.dtype)
+    tx = optax.adam(optax.cosine_decay_schedule(cfg.learning_rate, cfg.steps, alpha=0.05))
+    kw = dict(beta=cfg.beta, mu=cfg.mu, penetration_scale=cfg.penetration_scale,
+              collision_margin=cfg.collision_margin, self_samples=min(cfg.self_samples, hand.num_samples))
+
+    def loss_y(y, si, oi, scene):
+        return grasp_loss(hand, scene, y * scale, si, oi, cfg.weights, **kw)
+
+    grad_fn = jax.vmap(jax.value_and_grad(loss_y, has_aux=True), in_axes=(0, 0, 0, None))
+
+    def run(y, state, si, oi, scene, num_steps: int):
+        def step(carry, _):
+            y, state = carry
+            (total, terms), g = grad_fn(y, si, oi, scene)
+            upd, state = tx.update(g, state, y)
+            return (optax.apply_updates(y, upd), state), (total, terms)
+
+        (y, state), (totals, terms) = jax.lax.scan(step, (y, state), None, length=num_steps)
+        return y, state, totals[-1], jax.tree.map(lambda a: a[-1], terms)
+
+    k_s = min(cfg.opt_samples, hand.num_samples)
+
+    def select(y, scene):
+        fn = lambda yi: active_sets(hand, scene, yi * scale, k_s, cfg.object_points)  # noqa: E731
+        return jax.vmap(fn)(y)
+
+    return scale, tx, jax.jit(select), jax.jit(run, static_argnums=5)
+
+
+def optimize(hand: HandModel, scene: Scene, x0: jnp.ndarray, cfg: PlanConfig, *,
+             chunk: int = 25, progress: Callable[[int, dict], None] | None = None) -> tuple[jnp.ndarray, dict]:
+    """Run ``cfg.steps`` Adam steps on all starts ``x0 (S, 6 + I)``; returns the final
+    configurations and the last step's per-start loss terms."""
+    scale, tx, select, run = make_optimizer(hand, cfg)
+    y = x0 / scale
+    state = tx.init(y)
+    done, terms = 0, {}
+    while done < cfg.steps:
+        n = min(chunk, cfg.steps - done)
+        si, oi = select(y, scene)
+        y, state, total, terms = run(y, state, si, oi, scene, n)
+        done += n
+        if progress is not None:
+            progress(done, {"total": total, **terms})
+    return y * scale, terms
+
+
+@dataclasses.dataclass
+class GraspResult:
+    """A planned grasp (see :mod:`jaxgrasp.grasp_io` for the JSON schema)."""
+
+    hand: HandModel
+    config: np.ndarray  # (6 + I,) centred frame
+    T_input_palm: np.ndarray  # (4, 4) palm pose in the object's input frame
+    joint_angles: dict[str, float]
+    contact_pos: np.ndarray  # (K, 3) touching contacts, input frame
+    contact_normal: np.ndarray  # (K, 3) object outward normals there
+    metrics: dict
+    starts: list[dict]
+    object_source: str
+    center_of_mass: np.ndarray
+    time_s: float
+    report: LoadReport | None = None
+    object_vertices: np.ndarray | None = None  # (V, 3) the object mesh, input frame
+    object_faces: np.ndarray | None = None  # (F, 3)
+
+
+def plan_grasps(mesh, hand: str | HandModel = "shadow", *, num_grasps: int = 1, config: PlanConfig | None = None,
+                units: str = "m", progress: Callable[[int, dict], None] | None = None) -> list[GraspResult]:
+    """Plan grasps of a raw triangle mesh with the differentiable loss (paper VI.A).
+
+    Args:
+        mesh: a mesh file path, a ``trimesh.Trimesh`` or a loaded object (``load_object``'s
+            ``(Object, LoadReport)`` or an ``Object``), in any frame; ``units`` scales files.
+        hand: a bundled hand name, a hand file, or a loaded :class:`HandModel`.
+        num_grasps: how many grasps to return (from distinct starts, best first).
+        config: planner settings (:class:`PlanConfig`); ``num_starts`` is raised to
+            ``num_grasps`` if smaller.
+        units: unit of the mesh coordinates ("m", "cm", "mm") for paths and trimesh meshes.
+        progress: called as ``progress(step, terms)`` after every chunk of steps.
+
+    Returns:
+        ``num_grasps`` :class:`GraspResult` in the mesh's input frame: valid grasps first by
+        exact Q1, then the others by penetration.
+    """
+    cfg = config or PlanConfig()
+    if cfg.num_starts < num_grasps:
+        cfg = dataclasses.replace(cfg, num_starts=num_grasps)
+    t0 = time.perf_counter()
+    hand_model = hand if isinstance(hand, HandModel) else load_hand(hand)
+    obj, report, tm = as_object(mesh, units=units)
+    scene = make_scene(obj, tm, cfg, dtype=hand_model.body_pos.dtype)
+    x0 = initial_configs(hand_model, float(obj.size), cfg.num_starts, jax.random.PRNGKey(cfg.seed),
+                         opening=cfg.opening, standoff=cfg.standoff)
+    x, _ = optimize(hand_model, scene, x0, cfg, progress=progress)
+    starts = [evaluate(hand_model, obj, xi, cfg, tm) for xi in np.asarray(x)]
+    order = sorted(range(len(starts)), key=lambda i: rank_key(starts[i]))
+    elapsed = time.perf_counter() - t0
+    return [make_result(hand_model, obj, report, tm, np.asarray(x[i]), starts[i], starts, elapsed) for i in order[:num_grasps]]
+
+
+def rank_key(m: dict) -> tuple:
+    """Sort key, best first: valid before not valid; then higher Q1, then lower penetration."""
+    return (not m["valid"], -m["q1"], m["penetration_mm"])
+
+
+def plan(mesh, hand: str | HandModel = "shadow", *, config: PlanConfig | None = None, units: str = "m",
+         progress: Callable[[int, dict], None] | None = None) -> GraspResult:
+    """The best grasp of a raw triangle mesh (see :func:`plan_grasps` for the arguments)."""
+    return plan_grasps(mesh, hand, num_grasps=1, config=config, units=units, progress=progress)[0]
+
+
+def make_result(hand: HandModel, obj: Object, report, tm: trimesh.Trimesh, x: np.ndarray, metrics: dict,
+                starts: list[dict], elapsed: float) -> GraspResult:
+    """Package a configuration (centred frame) as a :class:`GraspResult` in the input frame."""
+    com = np.asarray(obj.center_of_mass, np.float64)
+    posed = pose_hand(hand, jnp.asarray(x, hand.body_pos.dtype))
+    T = np.asarray(posed.T_world_palm, np.float64).copy()
+    T[:3, 3] += com
+    cp = np.asarray(metrics["contacts"]["points"], np.float64).reshape(-1, 3) + com
+    n = np.asarray(metrics["contacts"]["normals"], np.float64).reshape(-1, 3)
+    return GraspResult(
+        hand=hand, config=np.asarray(x), T_input_palm=T,
+        joint_angles={k: float(v) for k, v in zip(hand.joint_names, np.asarray(posed.joint_angles))},
+        contact_pos=cp, contact_normal=n, metrics=metrics, starts=starts,
+        object_source=report.source if report is not None else "arrays", center_of_mass=com,
+        time_s=elapsed, report=report, object_vertices=np.asarray(tm.vertices), object_faces=np.asarray(tm.faces),
+    )

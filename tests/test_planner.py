@@ -1,0 +1,129 @@
+"""The standalone planner: valid grasps on simple shapes, grasp files, the command line."""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import jax.numpy as jnp
+import mujoco
+import numpy as np
+import pytest
+import trimesh
+
+from jaxgrasp.grasp_io import load_grasp
+from jaxgrasp.hand import compile_model, load_hand, read_tree
+from jaxgrasp.lie import quat_to_matrix_np
+from jaxgrasp.plan import main as plan_main
+from jaxgrasp.planner import PlanConfig, evaluate, plan_grasps
+
+# Small but real settings: every start shares one compiled step (same padded shapes).
+CFG = PlanConfig(num_starts=8, steps=150, seed=0)
+
+
+def _shape(kind):
+    if kind == "sphere":
+        return trimesh.creation.icosphere(subdivisions=3, radius=0.035)
+    if kind == "box":
+        return trimesh.creation.box(extents=(0.05, 0.06, 0.08))
+    return trimesh.creation.cylinder(radius=0.03, height=0.10, sections=32)
+
+
+@functools.lru_cache(maxsize=None)
+def _plan(kind):
+    mesh = _shape(kind)
+    # Move the object away from the origin: results must come back in the input frame.
+    mesh.apply_translation([0.2, -0.1, 0.05])
+    return mesh, plan_grasps(mesh, "shadow", num_grasps=2, config=CFG)
+
+
+@pytest.mark.parametrize("kind", ["sphere", "box", "cylinder"])
+def test_plan_gives_force_closure_without_penetration(kind):
+    mesh, results = _plan(kind)
+    best = results[0].metrics
+    assert best["valid"], best
+    assert best["q1"] > 0 and best["penetration_mm"] <= 1.0 and best["num_contacts"] >= 2
+    # Independent check of penetration: no hand sample inside the mesh (trimesh, float64).
+    hand = results[0].hand
+    from jaxgrasp.kinematics import pose_hand
+
+    posed = pose_hand(hand, jnp.asarray(results[0].config))
+    pts = np.asarray(posed.sample_pos, np.float64) + results[0].center_of_mass
+    depth = trimesh.proximity.signed_distance(mesh, pts)  # trimesh: positive inside
+    assert depth.max() <= 1.0e-3 + 1e-5
+
+
+def test_grasp_json_roundtrip_and_mujoco_reproduces_contacts(tmp_path):
+    mesh, _ = _plan("box")
+    path = tmp_path / "box.stl"
+    mesh.export(path)
+    assert plan_main([str(path), "--out", str(tmp_path / "out"), "--starts", "8", "--steps", "150", "--no-pictures"]) == 0
+    data = json.loads((tmp_path / "out" / "box.json").read_text())
+    assert data["schema"] == "jaxgrasp.plan/1" and len(data["grasps"]) == 1
+    g = data["grasps"][0]
+    g_file = tmp_path / "g.json"
+    g_file.write_text(json.dumps(g))
+    assert load_grasp(g_file) == g
+
+    # Joint names are the MJCF's; posing the MJCF in MuJoCo at the palm pose reproduces the
+    # contact points (the Shadow candidates are the file's contact sites, in order).
+    model = compile_model(g["hand"]["file"])
+    tree = read_tree(model)
+    mj_names = {mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, j) for j in range(model.njnt)}
+    assert set(g["joint_angles"]) <= mj_names and len(g["joint_angles"]) == len(tree.joint_ids)
+    root = tree.body_ids[0]
+    model.body_pos[root] = g["palm_pose"]["position"]
+    model.body_quat[root] = g["palm_pose"]["quaternion_wxyz"]
+    data_mj = mujoco.MjData(model)
+    for name, q in g["joint_angles"].items():
+        data_mj.qpos[model.jnt_qposadr[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, name)]] = q
+    mujoco.mj_kinematics(model, data_mj)
+    sites = [s for s in range(model.nsite) if (mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_SITE, s) or "").startswith("contact")]
+    cand = np.asarray(g["contacts"]["candidate"])
+    pts = np.asarray(g["contacts"]["points"])
+    assert len(pts) >= 2 and (cand >= 0).any()
+    np.testing.assert_allclose(data_mj.site_xpos[[sites[i] for i in cand[cand >= 0]]], pts[cand >= 0], atol=1e-5)
+    np.testing.assert_allclose(quat_to_matrix_np(np.asarray(g["palm_pose"]["quaternion_wxyz"])),
+                               np.asarray(g["palm_pose"]["matrix"])[:3, :3], atol=1e-6)
+    # The touching contacts lie on the object's surface (trimesh), in the input frame.
+    d = np.abs(trimesh.proximity.signed_distance(mesh, np.asarray(g["contacts"]["points"])))
+    assert d.max() <= CFG.contact_tolerance + 1e-5
+
+
+def test_cli_skips_done_objects_and_survives_broken_files(tmp_path, capsys):
+    folder = tmp_path / "objs"
+    folder.mkdir()
+    _shape("sphere").export(folder / "ball.stl")
+    (folder / "broken.obj").write_text("this is not a mesh\n")
+    out = tmp_path / "out"
+    args = [str(folder), "--out", str(out), "--starts", "8", "--steps", "150", "--no-pictures"]
+    assert plan_main(args) == 0
+    assert (out / "ball.json").exists() and not (out / "broken.json").exists()
+    assert "broken" in (out / "errors.log").read_text()
+    stamp = (out / "ball.json").stat().st_mtime_ns
+    capsys.readouterr()
+    assert plan_main(args) == 0
+    text = capsys.readouterr()
+    assert "ball: done before, skipped" in text.out + text.err
+    assert (out / "ball.json").stat().st_mtime_ns == stamp
+
+
+def test_evaluate_detects_penetration():
+    """The validity check can fail: a hand pushed into the object is not valid."""
+    mesh, results = _plan("sphere")
+    r = results[0]
+    hand = r.hand
+    x = np.asarray(r.config).copy()
+    x[:3] *= 0.3  # towards the object's centre
+    from jaxgrasp.planner import as_object
+
+    obj, _, _ = as_object(mesh)
+    m = evaluate(hand, obj, x, CFG)
+    assert m["penetration_mm"] > 5.0 and not m["valid"]
+
+
+def test_three_finger_hand_plans():
+    hand = load_hand("threefinger")
+    results = plan_grasps(_shape("cylinder"), hand, config=PlanConfig(num_starts=8, steps=150))
+    assert results[0].metrics["penetration_mm"] <= 1.0
+    assert set(results[0].joint_angles) == set(hand.joint_names)
