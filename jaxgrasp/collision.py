@@ -9,6 +9,7 @@ hulls) and the object-in-hand term (object surface points inside the hand's link
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
 from jaxgrasp.hand import HandModel
@@ -39,6 +40,57 @@ def hull_depths(hand: HandModel, T_world_body: jnp.ndarray, points: jnp.ndarray)
     val = jnp.where(hand.hull_mask[None], val, _OUTSIDE)
     has_hull = jnp.any(hand.hull_mask, axis=1)
     return jnp.where(has_hull[None], -jnp.max(val, axis=-1), _OUTSIDE)
+
+
+def link_spheres(hand: HandModel) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Bounding sphere of every link's surface samples, in the link frame.
+
+    Returns:
+        ``(centers (B, 3), radii (B,))``; links without samples get radius -inf (never near).
+    """
+    B = hand.num_bodies
+    count = jnp.zeros(B, hand.sample_pos.dtype).at[hand.sample_body].add(1.0)
+    # maximum(count, 1): links without samples would divide by zero; their sphere is unused.
+    center = jnp.zeros((B, 3), hand.sample_pos.dtype).at[hand.sample_body].add(hand.sample_pos)
+    center = center / jnp.maximum(count, 1.0)[:, None]
+    r = jnp.linalg.norm(hand.sample_pos - center[hand.sample_body], axis=-1)
+    radius = jnp.full(B, -jnp.inf, r.dtype).at[hand.sample_body].max(r)
+    return center, radius
+
+
+def nearest_hull_depth(hand: HandModel, T_world_body: jnp.ndarray, points: jnp.ndarray, skip: jnp.ndarray,
+                       num_links: int = 4) -> jnp.ndarray:
+    """Largest depth of each point inside the hulls of its ``num_links`` nearest links.
+
+    Only links whose bounding sphere is among the point's nearest are tested (a point can only
+    be inside a hull whose bounding sphere contains it), which makes the cost independent of
+    the number of links.
+
+    Args:
+        hand: the hand model.
+        T_world_body: ``(B, 4, 4)`` posed links.
+        points: ``(P, 3)`` world points.
+        skip: ``(P, B)`` bool, links never tested for a point (its own link, excluded pairs).
+        num_links: links tested per point.
+
+    Returns:
+        ``(P,)`` depth >= 0.
+    """
+    R, t = T_world_body[:, :3, :3], T_world_body[:, :3, 3]
+    center, radius = link_spheres(hand)
+    c_world = jnp.einsum("bij,bj->bi", R, center) + t
+    gap = jnp.linalg.norm(points[:, None, :] - c_world[None], axis=-1) - radius[None]
+    gap = jnp.where(skip | ~jnp.isfinite(radius)[None], jnp.inf, gap)
+    k = min(num_links, hand.num_bodies)
+    neg_gap, links = jax.lax.top_k(-gap, k)  # (P, k) nearest links
+    n_world = jnp.einsum("bij,bhj->bhi", R, hand.hull_normal)
+    o_world = hand.hull_offset - jnp.einsum("bhi,bi->bh", n_world, t)
+    val = jnp.einsum("pkhi,pi->pkh", n_world[links], points) + o_world[links]
+    val = jnp.where(hand.hull_mask[links], val, _OUTSIDE)
+    depth = -jnp.max(val, axis=-1)
+    # Links that were skipped (gap = inf) can fill the top-k when few are left: ignore them.
+    depth = jnp.where(jnp.isfinite(neg_gap), depth, _OUTSIDE)
+    return jnp.maximum(jnp.max(depth, axis=-1), 0.0)
 
 
 def self_penetration(hand: HandModel, T_world_body: jnp.ndarray, sample_pos: jnp.ndarray,

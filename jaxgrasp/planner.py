@@ -13,6 +13,7 @@ hull), and the best valid start (penetration under a threshold, highest exact Q1
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from typing import Callable
 
@@ -23,7 +24,7 @@ import optax
 import trimesh
 
 from jaxgrasp import losses
-from jaxgrasp.collision import object_in_hand, self_penetration
+from jaxgrasp.collision import nearest_hull_depth, object_in_hand, self_penetration
 from jaxgrasp.geometry import signed_distance
 from jaxgrasp.hand import HandModel, load_hand
 from jaxgrasp.kinematics import default_config, pose_hand
@@ -71,9 +72,9 @@ class PlanConfig:
     rotation_scale: float = 0.2
     opening: float = 0.1
     standoff: float = 0.015
-    opt_samples: int = 512
+    opt_samples: int = 256
     self_samples: int = 512
-    opt_faces: int = 2000
+    opt_faces: int = 512
     object_points: int = 128
     object_samples: int = 1024
     # guide 1.0 rather than Table I's 0.1: our guide term measures distances in object sizes
@@ -84,7 +85,7 @@ class PlanConfig:
     mu: float = 0.7
     num_directions: int = 64
     penetration_scale: float = 0.002
-    collision_margin: float = 0.0005
+    collision_margin: float = 0.001
     contact_tolerance: float = 0.003
     contact_cos: float = 0.5
     max_penetration: float = 0.001
@@ -131,9 +132,12 @@ def grasp_terms(hand: HandModel, scene: Scene, config: jnp.ndarray, sample_idx: 
     c = contact_weights(d_c, n_c, posed.contact_normal, scene.alpha, beta)
     q1 = q1_upper(posed.contact_pos, n_c, c, mu=mu, torque_scale=scene.torque_scale, directions=scene.directions)
     d_s, _ = signed_distance(scene.obj, posed.sample_pos[sample_idx] + scene.com, exact=False)
-    pen_obj = object_in_hand(hand, posed.T_world_body, scene.object_points[object_idx])
+    obj_pts = scene.object_points[object_idx]
+    no_skip = jnp.zeros((obj_pts.shape[0], hand.num_bodies), bool)
+    pen_obj = nearest_hull_depth(hand, posed.T_world_body, obj_pts, no_skip)
     k = self_samples
-    pen_self = self_penetration(hand, posed.T_world_body, posed.sample_pos[:k], hand.sample_body[:k])
+    pen_self = nearest_hull_depth(hand, posed.T_world_body, posed.sample_pos[:k],
+                                  hand.collision_exclude[hand.sample_body[:k]])
     return {
         "q1": losses.loss_q1(q1),
         "coll": losses.loss_collision((d_s - collision_margin) / penetration_scale)
@@ -253,15 +257,24 @@ def object_trimesh(obj: Object) -> trimesh.Trimesh:
     return trimesh.Trimesh(np.asarray(obj.vertices, np.float64)[vmask], faces, process=False)
 
 
-def make_scene(obj: Object, tm: trimesh.Trimesh, cfg: PlanConfig, *, dtype=jnp.float32) -> Scene:
-    """The optimization problem: decimated mesh, surface samples, directions, scales."""
+def make_scene(obj: Object, tm: trimesh.Trimesh, cfg: PlanConfig, *, dtype=jnp.float32,
+               pad_faces: int | None = None) -> Scene:
+    """The optimization problem: decimated mesh, surface samples, directions, scales.
+
+    Args:
+        obj: the full-resolution object; tm: the same mesh as a trimesh.
+        cfg: planner settings (``opt_faces``, ``object_samples``...).
+        dtype: floating dtype of the scene.
+        pad_faces: pad the optimization mesh to this many faces (default: the next power of two,
+            at least 256), so objects of similar size share one compiled step.
+    """
     com = np.asarray(obj.center_of_mass, np.float64)
     size = float(obj.size)
-    opt_tm = tm
-    if len(tm.faces) > cfg.opt_faces:
-        opt_tm = tm.simplify_quadric_decimation(face_count=cfg.opt_faces)
-    opt_obj = obj if opt_tm is tm else make_object(opt_tm.vertices, opt_tm.faces, check_units=False,
-                                                  pad_to=_pow2(cfg.opt_faces), dtype=np.dtype(dtype.dtype if hasattr(dtype, "dtype") else dtype))[0]
+    opt_tm = tm.simplify_quadric_decimation(face_count=cfg.opt_faces) if len(tm.faces) > cfg.opt_faces else tm
+    pad = pad_faces or face_bucket(len(opt_tm.faces))
+    opt_obj = make_object(opt_tm.vertices, opt_tm.faces, check_units=False, pad_to=pad,
+                          pad_vertices_to=pad if len(opt_tm.vertices) <= pad else None,
+                          dtype=np.dtype(jnp.dtype(dtype).name))[0]
     pts, _ = trimesh.sample.sample_surface_even(tm, cfg.object_samples, seed=cfg.seed)
     pts = np.resize(pts, (cfg.object_samples, 3))  # fixed count (repeats a few when short)
     return Scene(
@@ -274,8 +287,9 @@ def make_scene(obj: Object, tm: trimesh.Trimesh, cfg: PlanConfig, *, dtype=jnp.f
     )
 
 
-def _pow2(n: int) -> int:
-    return 1 << int(np.ceil(np.log2(max(n, 64))))
+def face_bucket(n: int) -> int:
+    """Padded face count of an optimization mesh: next power of two, at least 256."""
+    return 1 << int(np.ceil(np.log2(max(n, 256))))
 
 
 def find_contacts(hand: HandModel, posed, d_c, n_c, d_s, n_s, cfg: PlanConfig):
@@ -353,54 +367,75 @@ def evaluate(hand: HandModel, obj: Object, config, cfg: PlanConfig, tm: trimesh.
 # ----------------------------------------------------------------------------------------------
 
 
-def make_optimizer(hand: HandModel, cfg: PlanConfig):
-    """Jitted ``select`` (active sets of every start) and ``run`` (``n`` Adam steps on all starts).
+def variable_scale(hand: HandModel, cfg: PlanConfig) -> jnp.ndarray:
+    """Per-variable scale ``(6 + I,)``: the optimizer works on ``y = x / scale`` so one learning
+    rate fits metres, radians and the joint logits."""
+    return jnp.concatenate([jnp.full(3, cfg.translation_scale), jnp.full(3, cfg.rotation_scale),
+                            jnp.ones(hand.num_independent)]).astype(hand.body_pos.dtype)
 
-    Variables are scaled (``x = y * scale``) so one learning rate fits metres, radians and the
-    joint logits.
-    """
-    scale = jnp.concatenate([jnp.full(3, cfg.translation_scale), jnp.full(3, cfg.rotation_scale),
-                             jnp.ones(hand.num_independent)]).astype(hand.body_pos.dtype)
-    tx = optax.adam(optax.cosine_decay_schedule(cfg.learning_rate, cfg.steps, alpha=0.05))
+
+def make_adam(cfg: PlanConfig) -> optax.GradientTransformation:
+    """Adam with a cosine-decayed step over ``cfg.steps``."""
+    return optax.adam(optax.cosine_decay_schedule(cfg.learning_rate, cfg.steps, alpha=0.05))
+
+
+def _run_steps(hand, scene, y, state, si, oi, cfg: PlanConfig, num_steps: int):
+    """``num_steps`` Adam steps on all starts of one object (un-jitted kernel)."""
+    scale = variable_scale(hand, cfg)
+    tx = make_adam(cfg)
     kw = dict(beta=cfg.beta, mu=cfg.mu, penetration_scale=cfg.penetration_scale,
               collision_margin=cfg.collision_margin, self_samples=min(cfg.self_samples, hand.num_samples))
 
-    def loss_y(y, si, oi, scene):
-        return grasp_loss(hand, scene, y * scale, si, oi, cfg.weights, **kw)
+    def loss_y(yi, sii, oii):
+        return grasp_loss(hand, scene, yi * scale, sii, oii, cfg.weights, **kw)
 
-    grad_fn = jax.vmap(jax.value_and_grad(loss_y, has_aux=True), in_axes=(0, 0, 0, None))
+    grad_fn = jax.vmap(jax.value_and_grad(loss_y, has_aux=True))
 
-    def run(y, state, si, oi, scene, num_steps: int):
-        def step(carry, _):
-            y, state = carry
-            (total, terms), g = grad_fn(y, si, oi, scene)
-            upd, state = tx.update(g, state, y)
-            return (optax.apply_updates(y, upd), state), (total, terms)
+    def step(carry, _):
+        y, state = carry
+        (total, terms), g = grad_fn(y, si, oi)
+        upd, state = tx.update(g, state, y)
+        return (optax.apply_updates(y, upd), state), (total, terms)
 
-        (y, state), (totals, terms) = jax.lax.scan(step, (y, state), None, length=num_steps)
-        return y, state, totals[-1], jax.tree.map(lambda a: a[-1], terms)
+    (y, state), (totals, terms) = jax.lax.scan(step, (y, state), None, length=num_steps)
+    return y, state, totals[-1], jax.tree.map(lambda a: a[-1], terms)
 
+
+def _select(hand, scene, y, cfg: PlanConfig):
+    scale = variable_scale(hand, cfg)
     k_s = min(cfg.opt_samples, hand.num_samples)
+    return jax.vmap(lambda yi: active_sets(hand, scene, yi * scale, k_s, cfg.object_points))(y)
 
-    def select(y, scene):
-        fn = lambda yi: active_sets(hand, scene, yi * scale, k_s, cfg.object_points)  # noqa: E731
-        return jax.vmap(fn)(y)
 
-    return scale, tx, jax.jit(select), jax.jit(run, static_argnums=5)
+# Public jitted steps; the hand and scene are arguments (not closures), so calls with the same
+# hand structure, padded object size and settings reuse one compilation.
+run_steps = jax.jit(_run_steps, static_argnames=("cfg", "num_steps"))
+select_active = jax.jit(_select, static_argnames=("cfg",))
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "num_steps"))
+def run_steps_batch(hand, scenes, y, state, si, oi, cfg: PlanConfig, num_steps: int):
+    """:func:`run_steps` for a batch of objects (leading axis of ``scenes`` and the rest)."""
+    return jax.vmap(lambda sc, yy, st, s, o: _run_steps(hand, sc, yy, st, s, o, cfg, num_steps))(scenes, y, state, si, oi)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def select_active_batch(hand, scenes, y, cfg: PlanConfig):
+    return jax.vmap(lambda sc, yy: _select(hand, sc, yy, cfg))(scenes, y)
 
 
 def optimize(hand: HandModel, scene: Scene, x0: jnp.ndarray, cfg: PlanConfig, *,
              chunk: int = 25, progress: Callable[[int, dict], None] | None = None) -> tuple[jnp.ndarray, dict]:
     """Run ``cfg.steps`` Adam steps on all starts ``x0 (S, 6 + I)``; returns the final
     configurations and the last step's per-start loss terms."""
-    scale, tx, select, run = make_optimizer(hand, cfg)
+    scale = variable_scale(hand, cfg)
     y = x0 / scale
-    state = tx.init(y)
+    state = make_adam(cfg).init(y)
     done, terms = 0, {}
     while done < cfg.steps:
         n = min(chunk, cfg.steps - done)
-        si, oi = select(y, scene)
-        y, state, total, terms = run(y, state, si, oi, scene, n)
+        si, oi = select_active(hand, scene, y, cfg)
+        y, state, total, terms = run_steps(hand, scene, y, state, si, oi, cfg, n)
         done += n
         if progress is not None:
             progress(done, {"total": total, **terms})
