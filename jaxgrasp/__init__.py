@@ -9,6 +9,11 @@ Public API (explicit re-exports):
 * objects and distances: :func:`load_object`, :func:`make_object`, :class:`Object`,
   :class:`LoadReport`, :func:`signed_distance`, :func:`closest_features`,
   :func:`winding_number`, :class:`ClosestFeatures`, :func:`build_grid`, :class:`Grid`
+* grasp quality: :class:`QualityConfig`, :func:`contact_weights`, :func:`q1_upper`,
+  :func:`q1_lower`, :func:`q1_lower_solution`, :func:`q1_exact`, :func:`wrench_directions`,
+  :func:`edge_wrenches`, :func:`characteristic_length`, :class:`SDPOptions`
+* losses: :class:`LossWeights`, :func:`loss_q1`, :func:`loss_collision`,
+  :func:`loss_object_in_hull`, :func:`loss_self_collision`, :func:`loss_guide`, :func:`combine`
 * planning: :func:`plan`, :func:`plan_grasps`, :class:`PlanConfig`, :class:`GraspResult`
 """
 
@@ -25,12 +30,50 @@ from jaxgrasp.kinematics import (
     independent_angles,
     pose_hand,
 )
+from jaxgrasp.losses import (
+    LossWeights,
+    combine,
+    loss_collision,
+    loss_guide,
+    loss_object_in_hull,
+    loss_q1,
+    loss_self_collision,
+)
 from jaxgrasp.objects import LoadReport, Object, load_object, make_object
 from jaxgrasp.planner import GraspResult, PlanConfig, plan, plan_grasps
+from jaxgrasp.quality import (
+    QualityConfig,
+    characteristic_length,
+    contact_weights,
+    edge_wrenches,
+    q1_exact,
+    q1_lower,
+    q1_lower_solution,
+    q1_upper,
+    wrench_directions,
+)
+from jaxgrasp.sdp import SDPOptions
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "LossWeights",
+    "combine",
+    "loss_collision",
+    "loss_guide",
+    "loss_object_in_hull",
+    "loss_q1",
+    "loss_self_collision",
+    "QualityConfig",
+    "characteristic_length",
+    "contact_weights",
+    "edge_wrenches",
+    "q1_exact",
+    "q1_lower",
+    "q1_lower_solution",
+    "q1_upper",
+    "wrench_directions",
+    "SDPOptions",
     "ClosestFeatures",
     "GraspResult",
     "Grid",

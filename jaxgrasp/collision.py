@@ -2,9 +2,9 @@
 
 Each link's convex hull is stored in H-representation, ``n . x + offset <= 0`` inside (body
 frame). The depth of a point in a hull is ``-max_h (n_h . x + offset_h)``: positive inside (the
-distance to the nearest facet plane, exact for points inside), negative outside (a lower bound
-on the distance). These kernels feed the self-collision loss (hand samples inside other links'
-hulls) and the object-in-hand term (object surface points inside the hand's links).
+distance to the nearest facet plane, exact for points inside). These kernels feed the
+self-collision loss (hand samples inside other links' hulls) and the object-in-hand term (object
+surface points inside the hand's links); the depth itself is :func:`jaxgrasp.losses.hull_depth`.
 """
 
 from __future__ import annotations
@@ -13,33 +13,24 @@ import jax
 import jax.numpy as jnp
 
 from jaxgrasp.hand import HandModel
+from jaxgrasp.losses import hull_depth
 
-# Depth reported for links without a hull (and for padded planes): far outside, so never inside.
+# Depth reported for links that are not tested (and padded planes): far outside, never inside.
 _OUTSIDE = -1e3
 
 
-def hull_depths(hand: HandModel, T_world_body: jnp.ndarray, points: jnp.ndarray) -> jnp.ndarray:
-    """Depth of world points inside every link hull.
+def world_hulls(hand: HandModel, T_world_body: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
+    """The link hulls in the world as ``{x: A x <= b}`` (the form of :func:`jaxgrasp.losses.hull_depth`).
 
-    Args:
-        hand: the hand model.
-        T_world_body: ``(B, 4, 4)`` posed links (``PosedHand.T_world_body``).
-        points: ``(P, 3)`` world points.
+    Moving the B*H planes is cheaper than moving every point into every link frame.
 
     Returns:
-        ``(P, B)`` depths, positive inside link ``b``'s hull.
+        ``A (B, H, 3)`` unit outward normals, ``b (B, H)`` offsets, ``mask (B, H)``.
     """
-    R = T_world_body[:, :3, :3]
-    t = T_world_body[:, :3, 3]
-    # Move the planes (B*H of them) into the world rather than the points into every link
-    # (P*B): then all plane values are one dense (P, 3) x (3, B*H) product.
-    n_world = jnp.einsum("bij,bhj->bhi", R, hand.hull_normal)
-    o_world = hand.hull_offset - jnp.einsum("bhi,bi->bh", n_world, t)
-    B, H = hand.hull_offset.shape
-    val = (points @ n_world.reshape(B * H, 3).T + o_world.reshape(B * H)).reshape(-1, B, H)
-    val = jnp.where(hand.hull_mask[None], val, _OUTSIDE)
-    has_hull = jnp.any(hand.hull_mask, axis=1)
-    return jnp.where(has_hull[None], -jnp.max(val, axis=-1), _OUTSIDE)
+    R, t = T_world_body[:, :3, :3], T_world_body[:, :3, 3]
+    A = jnp.einsum("bij,bhj->bhi", R, hand.hull_normal)
+    b = jnp.einsum("bhi,bi->bh", A, t) - hand.hull_offset
+    return A, b, hand.hull_mask
 
 
 def link_spheres(hand: HandModel) -> tuple[jnp.ndarray, jnp.ndarray]:
@@ -83,10 +74,9 @@ def nearest_hull_depth(hand: HandModel, T_world_body: jnp.ndarray, points: jnp.n
     gap = jnp.where(skip | ~jnp.isfinite(radius)[None], jnp.inf, gap)
     k = min(num_links, hand.num_bodies)
     neg_gap, links = jax.lax.top_k(-gap, k)  # (P, k) nearest links
-    n_world = jnp.einsum("bij,bhj->bhi", R, hand.hull_normal)
-    o_world = hand.hull_offset - jnp.einsum("bhi,bi->bh", n_world, t)
-    val = jnp.einsum("pkhi,pi->pkh", n_world[links], points) + o_world[links]
-    val = jnp.where(hand.hull_mask[links], val, _OUTSIDE)
+    A, b, mask = world_hulls(hand, T_world_body)
+    val = jnp.einsum("pkhi,pi->pkh", A[links], points) - b[links]
+    val = jnp.where(mask[links], val, _OUTSIDE)
     depth = -jnp.max(val, axis=-1)
     # Links that were skipped (gap = inf) can fill the top-k when few are left: ignore them.
     depth = jnp.where(jnp.isfinite(neg_gap), depth, _OUTSIDE)
@@ -95,7 +85,8 @@ def nearest_hull_depth(hand: HandModel, T_world_body: jnp.ndarray, points: jnp.n
 
 def self_penetration(hand: HandModel, T_world_body: jnp.ndarray, sample_pos: jnp.ndarray,
                      sample_body: jnp.ndarray | None = None) -> jnp.ndarray:
-    """How deep each hand sample sits inside the hull of a link it may collide with.
+    """How deep each hand sample sits inside the hull of a link it may collide with (all links
+    tested; see :func:`nearest_hull_depth` for the fast version used in the optimizer).
 
     Args:
         hand: the hand model.
@@ -107,9 +98,8 @@ def self_penetration(hand: HandModel, T_world_body: jnp.ndarray, sample_pos: jnp
         ``(S,)`` penetration depth >= 0 (0 when outside every non-excluded link).
     """
     body = hand.sample_body if sample_body is None else sample_body
-    depth = hull_depths(hand, T_world_body, sample_pos)
-    depth = jnp.where(hand.collision_exclude[body], _OUTSIDE, depth)
-    return jnp.maximum(jnp.max(depth, axis=-1), 0.0)
+    depth = hull_depth(sample_pos, *world_hulls(hand, T_world_body))
+    return jnp.max(jnp.where(hand.collision_exclude[body], 0.0, depth), axis=-1)
 
 
 def object_in_hand(hand: HandModel, T_world_body: jnp.ndarray, object_points: jnp.ndarray) -> jnp.ndarray:
@@ -123,4 +113,4 @@ def object_in_hand(hand: HandModel, T_world_body: jnp.ndarray, object_points: jn
     Returns:
         ``(P,)`` penetration depth >= 0.
     """
-    return jnp.maximum(jnp.max(hull_depths(hand, T_world_body, object_points), axis=-1), 0.0)
+    return jnp.max(hull_depth(object_points, *world_hulls(hand, T_world_body)), axis=-1)
