@@ -90,7 +90,8 @@ def summarize(events: list[tuple[float, dict]], budget: float) -> dict:
     out = {"time_to_valid_s": first_valid}
     for t in (*CHECKPOINTS, budget):
         m = best_at(t)
-        out[f"q1_at_{t:g}s"] = m["q1"] if m else 0.0
+        # Q1 of the best *valid* grasp (0 without one): an invalid grasp's Q1 means nothing.
+        out[f"q1_at_{t:g}s"] = m["q1"] if m and m["valid"] else 0.0
         out[f"pen_mm_at_{t:g}s"] = m["penetration_mm"] if m else None
         out[f"valid_at_{t:g}s"] = bool(m and m["valid"])
     return out
