@@ -33,6 +33,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import trimesh  # noqa: E402
 
+from timing import time_call  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 from jaxgrasp import culling, geometry  # noqa: E402
 from jaxgrasp.objects import load_object, make_object  # noqa: E402
 
@@ -41,15 +42,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def best_time(fun, repeats):
     """(compile + first run seconds, best of `repeats` later runs)."""
-    t0 = time.perf_counter()
-    jax.block_until_ready(fun())
-    first = time.perf_counter() - t0
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fun())
-        times.append(time.perf_counter() - t0)
-    return first, min(times)
+    _, first, best = time_call(fun, repeats)
+    return first, best
 
 
 def scan_like_torus(major_sections, minor_sections, seed=0):

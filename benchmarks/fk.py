@@ -21,20 +21,14 @@ import jax.numpy as jnp
 import mujoco
 import numpy as np
 
+from timing import time_call  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 from jaxgrasp.hand import compile_model, load_hand, read_tree
 from jaxgrasp.kinematics import config_to_joint_angles, forward_kinematics, pose_hand
 
 
-def _time(fn, repeats: int) -> tuple[float, float]:
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn())
-    first = time.perf_counter() - t0
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        ts.append(time.perf_counter() - t0)
-    return float(np.median(ts)), first
+def _time(fn, repeats):
+    median, first, _ = time_call(fn, repeats)
+    return median, first
 
 
 def main() -> None:

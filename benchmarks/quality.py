@@ -27,6 +27,7 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
+from timing import time_call  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 from jaxgrasp.quality import contact_weights, q1_exact, q1_lower, q1_upper, wrench_directions  # noqa: E402
 from jaxgrasp.sdp import SDPOptions  # noqa: E402
 
@@ -35,15 +36,8 @@ LAM, ALPHA = 1.0 / R, 6.0 / R
 
 
 def _time(fn, repeats):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn())
-    first = time.perf_counter() - t0
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        ts.append(time.perf_counter() - t0)
-    return float(np.median(ts)), first
+    median, first, _ = time_call(fn, repeats)
+    return median, first
 
 
 def shadow_like(rng, batch, n=45):
