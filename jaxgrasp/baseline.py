@@ -148,7 +148,7 @@ class AnnealConfig:
     weights: AnnealWeights = AnnealWeights()
     opt_faces: int = 512
     object_samples: int = 128
-    hand_samples: int = 467
+    hand_samples: int = 979
     self_samples: int = 128
     chunk: int = 50
     eval_per_round: int = 4
@@ -188,7 +188,7 @@ class AnnealParams:
     mu: jnp.ndarray
     contact_tolerance: jnp.ndarray
     contact_cos: jnp.ndarray
-    hand_samples: int = struct.field(pytree_node=False, default=467)
+    hand_samples: int = struct.field(pytree_node=False, default=979)
     self_samples: int = struct.field(pytree_node=False, default=128)
 
 
@@ -317,8 +317,14 @@ def energy_terms(hand: HandModel, scene: planner.Scene, config: jnp.ndarray, *, 
     q = jnp.concatenate([posed.contact_pos, posed.sample_pos[:hand_samples]]) + scene.com
     n_chunks = -(-q.shape[0] // 256)
     d, n = signed_distance(scene.obj, q, exact=False, chunk_size=-(-q.shape[0] // n_chunks))
-    d_c, n_c, d_s = d[:nc], n[:nc], d[nc:]
+    d_c, n_c, d_s, n_s = d[:nc], n[:nc], d[nc:], n[nc:]
     cos = jnp.sum(n_c * posed.contact_normal, axis=-1)
+    # The evaluation's contacts (planner.find_contacts): touching candidates, plus one per link
+    # whose surface samples touch.
+    touch_c = (jnp.abs(d_c) <= contact_tolerance) & (cos < -contact_cos)
+    touch_s = (jnp.abs(d_s) <= contact_tolerance) & (
+        jnp.sum(n_s * posed.sample_normal[:hand_samples], axis=-1) < -contact_cos)
+    links = jnp.zeros(len(hand.body_names), bool).at[hand.sample_body[:hand_samples]].max(touch_s)
     pen_hand = jnp.maximum(-d_s, 0.0)
     pen_obj = object_in_hand(hand, posed.T_world_body, scene.object_points)
     pen_self = self_penetration(hand, posed.T_world_body, posed.sample_pos[:self_samples],
@@ -334,7 +340,7 @@ def energy_terms(hand: HandModel, scene: planner.Scene, config: jnp.ndarray, *, 
     }
     diag = {
         "max_pen": jnp.maximum(jnp.maximum(jnp.max(pen_hand), jnp.max(pen_obj)), jnp.max(pen_self)),
-        "touching": jnp.sum((jnp.abs(d_c) <= contact_tolerance) & (cos < -contact_cos), dtype=jnp.int32),
+        "touching": jnp.sum(touch_c, dtype=jnp.int32) + jnp.sum(links, dtype=jnp.int32),
         "q1_upper": q1,
     }
     return terms, diag
@@ -492,8 +498,8 @@ class _Evaluations:
 
 def _candidates(best_e: np.ndarray, diag: dict, cfg: AnnealConfig, last: np.ndarray, promising_only: bool) -> list[int]:
     """Chains worth an exact evaluation, most promising first: their best state changed since
-    they were last evaluated; those that look valid on the decimated mesh (two touching
-    candidates, penetration within the limit) first (or only), each group by energy."""
+    they were last evaluated; those that look valid on the decimated mesh (two contacts,
+    penetration within the limit) first (or only), each group by energy."""
     changed = np.isfinite(best_e) & (best_e < last)
     looks_valid = (np.asarray(diag["touching"]) >= 2) & (np.asarray(diag["max_pen"]) <= cfg.eval.max_penetration)
     order = np.lexsort((best_e, ~looks_valid))
@@ -536,11 +542,11 @@ def anneal_grasps(mesh, hand: str | HandModel = "shadow", *, num_grasps: int = 1
     obj, report, tm = planner.as_object(mesh, units=units)
     scene = anneal_scene(hand_model, obj, tm, cfg)
     p = anneal_params(cfg, hand_model)
-    key, k_init = jax.random.split(jax.random.PRNGKey(cfg.seed))
-    x0 = planner.initial_configs(hand_model, float(obj.size), cfg.chains, k_init, opening=cfg.eval.opening,
-                                 standoff=cfg.eval.standoff)
+    # The planner's starts (same key use as planner.plan_grasps: equal with chains == num_starts).
+    x0 = planner.initial_configs(hand_model, float(obj.size), cfg.chains, jax.random.PRNGKey(cfg.seed),
+                                 opening=cfg.eval.opening, standoff=cfg.eval.standoff)
     pivot = jnp.asarray(palm_pivot(hand_model, cfg.eval.opening), hand_model.body_pos.dtype)
-    state = init_chains(x0, key)
+    state = init_chains(x0, jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 1))
     ev = _Evaluations(hand_model, obj, tm, cfg, t0)
     last = np.full(cfg.chains, np.inf)  # best energy of each chain at its last evaluation
 

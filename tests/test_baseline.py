@@ -40,9 +40,11 @@ def _run(seed: int):
     return B.anneal_grasps(_sphere(), _hand(), num_grasps=2, config=dataclasses.replace(CFG, seed=seed))
 
 
-def _energies(hand, scene, xs, p):
-    e, terms = B.batch_energy(hand, scene, jnp.asarray(np.stack(xs), hand.body_pos.dtype), p)
-    return np.asarray(e), {k: np.asarray(v) for k, v in terms.items()}
+def _energies(hand, scene, xs, p, rows: int = 32):
+    # Always `rows` configurations (padded by repeating the last): one compilation.
+    x = np.stack(list(xs) + [xs[-1]] * (rows - len(xs)))
+    e, terms = B.batch_energy(hand, scene, jnp.asarray(x, hand.body_pos.dtype), p)
+    return np.asarray(e)[: len(xs)], {k: np.asarray(v)[: len(xs)] for k, v in terms.items()}
 
 
 def test_energy_lower_touching_than_away_and_matches_trimesh():
