@@ -22,7 +22,9 @@ Energy (one configuration, :func:`energy_terms`; lengths in millimetres as in Gr
   deepest penetration of any kind exceeds ``hard_penetration`` is rejected outright, shallower
   ones pay the penalty.
 * ``quality``: ``-Q1_upper`` (:func:`jaxgrasp.quality.q1_upper`) with the generalized contact
-  weights, GraspIt!'s "potential quality" idea: candidates near the surface and facing it count.
+  weights: GraspIt!'s "potential quality" idea (candidates near the surface and facing it count;
+  GraspIt! scales their wrenches by ``cos(pi d / 50 mm) + 1`` and takes a 3-D force-space
+  epsilon), here with the planner's own weights and 6-D bound.
 
 Search (:func:`anneal_steps`): all chains advance together; each step proposes one Gaussian
 perturbation per chain (palm translation [m], palm rotation [rad] about the palm's grasp point,
@@ -35,7 +37,9 @@ so a cycle of ``steps`` steps goes from ``t_start`` to ``t_end``::
     T_i = t_start * (t_end / t_start) ** phi_i,
     phi_i = ((k0 + i)^(1/D) - k0^(1/D)) / ((k0 + N)^(1/D) - k0^(1/D)),  k0 = k0_fraction * N
 
-(with GraspIt!'s numbers ``phi`` is nearly linear in ``i``: close to geometric cooling). The
+(with GraspIt!'s numbers ``phi`` is nearly linear in ``i``: close to geometric cooling).
+GraspIt! draws up to 10 neighbours until one is legal and uses Ingber's heavy-tailed neighbour
+distribution; here each step draws one Gaussian proposal per chain (rejected if illegal). The
 proposal standard deviations shrink as ``sqrt(T_i / t_start)`` (the typical displacement of a
 Boltzmann distribution in a quadratic well), down to ``min_step_fraction`` of the initial steps.
 Every chain keeps its lowest-energy state. After a cycle, if time is left, chains are re-heated
@@ -53,7 +57,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -102,7 +106,8 @@ class AnnealConfig:
     """Annealing settings (lengths in metres, angles in radians).
 
     Attributes:
-        chains: annealing chains run together (one start each, from ``planner.initial_configs``).
+        chains: annealing chains run together, one per start (``planner.initial_configs`` with
+            ``PRNGKey(seed)``, as the planner: the same starts when ``chains == num_starts``).
         steps: steps of one annealing cycle (the cooling schedule's length).
         cycles: cycles run without a time budget (with one: until the budget is spent).
         restart: after a cycle, re-heat from each chain's best state (``"best"``) or from new
@@ -145,15 +150,15 @@ class AnnealConfig:
     step_joint: float = 0.05
     min_step_fraction: float = 0.1
     hard_penetration: float | None = 0.0008
-    weights: AnnealWeights = AnnealWeights()
+    weights: AnnealWeights = dataclasses.field(default_factory=AnnealWeights)
     opt_faces: int = 512
     object_samples: int = 128
     hand_samples: int = 979
     self_samples: int = 128
-    chunk: int = 50
+    chunk: int = 25
     eval_per_round: int = 4
     eval_fraction: float = 0.3
-    eval: planner.PlanConfig = planner.PlanConfig()
+    eval: planner.PlanConfig = dataclasses.field(default_factory=planner.PlanConfig)
     seed: int = 0
 
     def __post_init__(self):
@@ -194,7 +199,7 @@ class AnnealParams:
 
 def anneal_params(cfg: AnnealConfig, hand: HandModel) -> AnnealParams:
     """:class:`AnnealParams` of a config, in the hand model's dtype."""
-    f = lambda v: jnp.asarray(v, hand.body_pos.dtype)  # noqa: E731
+    f = lambda v: jnp.asarray(v, hand.body_pos.dtype)
     return AnnealParams(
         t_start=f(cfg.t_start), t_end=f(cfg.t_end), steps=f(cfg.steps), k0=f(cfg.k0_fraction * cfg.steps),
         inv_dims=f(1.0 / cfg.schedule_dims), step_translation=f(cfg.step_translation),
@@ -566,7 +571,7 @@ def anneal_grasps(mesh, hand: str | HandModel = "shadow", *, num_grasps: int = 1
             ev.run(c, best_x[c], float(best_e[c]))
             last[c] = best_e[c]
 
-    done, i, cycle, chunk_s = 0, 0, 0, None
+    done, i, cycle, chunk_s = 0, 0, 0, 0.0
     while True:
         if time_budget is None and cycle >= cfg.cycles:
             break
@@ -574,12 +579,13 @@ def anneal_grasps(mesh, hand: str | HandModel = "shadow", *, num_grasps: int = 1
             # Stop when the next chunk (timed on the previous ones) and the evaluations still
             # owed (num_grasps results) would not fit in the budget.
             owed = max(num_grasps - len(ev.best), 0) * ev.mean_seconds()
-            if time.perf_counter() - t0 + (chunk_s or 0.0) + owed > time_budget:
+            if time.perf_counter() - t0 + chunk_s + owed > time_budget:
                 break
         t_c = time.perf_counter()
         state = jax.block_until_ready(anneal_steps(hand_model, scene, state, pivot, jnp.asarray(i), p, cfg.chunk))
-        dt = time.perf_counter() - t_c
-        chunk_s = dt if chunk_s is None else min(max(chunk_s, 0.5 * dt), dt)  # the first one compiles
+        # The last chunk's time predicts the next; not the first one's, which may include JIT
+        # compilation (so a cold call still runs a second chunk if any time is left).
+        chunk_s = time.perf_counter() - t_c if done else 0.0
         done, i = done + cfg.chunk, i + cfg.chunk
         if time_budget is not None:
             evaluate_round(cfg.eval_per_round, final=False)
