@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import platform
-import time
 
 import jax
 import jax.numpy as jnp

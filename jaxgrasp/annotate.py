@@ -39,6 +39,7 @@ import numpy as np
 import trimesh
 from scipy.spatial import ConvexHull, QhullError
 
+from jaxgrasp.hand import has_joint_above
 from jaxgrasp.lie import quat_to_matrix_np
 
 ANNOTATION_VERSION = 3
@@ -186,18 +187,10 @@ def _chains(tree, meshes) -> list[list[int]]:
                 chain.append(b)
             b = tree.body_parent[b]
         # Bodies rigidly attached to the root (no joint between) belong to the palm.
-        chain = [c for c in chain if _has_joint_above(tree, c)]
+        chain = [c for c in chain if has_joint_above(tree, c)]
         if chain:
             chains.append(chain[::-1])
     return chains
-
-
-def _has_joint_above(tree, b: int) -> bool:
-    while b > 0:
-        if tree.body_joints[b]:
-            return True
-        b = tree.body_parent[b]
-    return False
 
 
 def _auto_contacts(model, tree, meshes, R_rest, t_rest, counts, palm_normal_override):
@@ -235,7 +228,7 @@ def _auto_contacts(model, tree, meshes, R_rest, t_rest, counts, palm_normal_over
     palm_normal = np.asarray(palm_normal_override, float) if palm_normal_override is not None else (
         np.mean(closing_at_base, axis=0) if closing_at_base else np.array([0.0, 0.0, 1.0]))
     palm_normal = palm_normal / np.linalg.norm(palm_normal)
-    palm_bodies = [b for b in range(len(tree.body_ids)) if meshes[b] is not None and not _has_joint_above(tree, b)]
+    palm_bodies = [b for b in range(len(tree.body_ids)) if meshes[b] is not None and not has_joint_above(tree, b)]
     for b in palm_bodies:
         pts_b, nrm_b = _surface(meshes[b], 4000, seed=1000 + b)
         pts, nrm = pts_b @ R_rest[b].T + t_rest[b], nrm_b @ R_rest[b].T
@@ -354,7 +347,7 @@ def compute_annotations(model, tree, *, num_samples: int = 2048, override: dict 
     cn = np.array([c[2] for c in contacts], dtype=np.float64)
     cn /= np.linalg.norm(cn, axis=1, keepdims=True)
     if palm_normal is None:
-        on_palm = [i for i, b in enumerate(cb) if not _has_joint_above(tree, int(b))]
+        on_palm = [i for i, b in enumerate(cb) if not has_joint_above(tree, int(b))]
         src = on_palm if on_palm else range(len(cb))
         palm_normal = np.mean([R_rest[cb[i]] @ cn[i] for i in src], axis=0)
     palm_normal = np.asarray(palm_normal, float) / np.linalg.norm(palm_normal)

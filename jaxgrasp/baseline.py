@@ -68,7 +68,7 @@ from jaxgrasp import losses, planner
 from jaxgrasp.collision import object_in_hand, self_penetration
 from jaxgrasp.geometry import signed_distance
 from jaxgrasp.hand import HandModel, load_hand
-from jaxgrasp.kinematics import default_config, pose_hand
+from jaxgrasp.kinematics import pose_hand
 from jaxgrasp.lie import so3_exp
 from jaxgrasp.quality import contact_weights, q1_upper
 
@@ -427,27 +427,6 @@ def anneal_steps(hand: HandModel, scene: planner.Scene, state: ChainState, pivot
     return jax.lax.scan(body, state, jnp.arange(num_steps))[0]
 
 
-def palm_pivot(hand: HandModel, opening: float) -> np.ndarray:
-    """The palm's grasp point in the hand frame (as in ``planner.initial_configs``): the centroid
-    of the palm's contact candidates, 30% of the finger reach along the finger direction."""
-    posed = pose_hand(hand, default_config(hand, opening))
-    cp = np.asarray(posed.contact_pos, np.float64)
-    fixed = [not any(hand.body_joints[b] for b in _chain(hand, int(c))) for c in np.asarray(hand.contact_body)]
-    fixed = np.asarray(fixed)
-    palm_c = cp[fixed].mean(0) if fixed.any() else np.zeros(3)
-    f = np.asarray(hand.finger_direction, np.float64)
-    reach = max(float(np.max((cp - palm_c) @ f)), 0.0)
-    return palm_c + 0.3 * reach * f
-
-
-def _chain(hand: HandModel, b: int) -> list[int]:
-    out = []
-    while b >= 0:
-        out.append(b)
-        b = hand.body_parent[b]
-    return out
-
-
 # ----------------------------------------------------------------------------------------------
 # Planner
 # ----------------------------------------------------------------------------------------------
@@ -550,7 +529,7 @@ def anneal_grasps(mesh, hand: str | HandModel = "shadow", *, num_grasps: int = 1
     # The planner's starts (same key use as planner.plan_grasps: equal with chains == num_starts).
     x0 = planner.initial_configs(hand_model, float(obj.size), cfg.chains, jax.random.PRNGKey(cfg.seed),
                                  opening=cfg.eval.opening, standoff=cfg.eval.standoff)
-    pivot = jnp.asarray(palm_pivot(hand_model, cfg.eval.opening), hand_model.body_pos.dtype)
+    pivot = jnp.asarray(planner.grasp_point(hand_model, cfg.eval.opening), hand_model.body_pos.dtype)
     state = init_chains(x0, jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 1))
     ev = _Evaluations(hand_model, obj, tm, cfg, t0)
     last = np.full(cfg.chains, np.inf)  # best energy of each chain at its last evaluation

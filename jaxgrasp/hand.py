@@ -375,6 +375,16 @@ def read_tree(model: mujoco.MjModel, root: str | None = None) -> TreeSpec:
     )
 
 
+def has_joint_above(tree, b: int) -> bool:
+    """Whether a joint lies between body ``b`` and the root (the root's own joints aside), i.e.
+    whether ``b`` moves relative to the palm. ``tree``: a :class:`TreeSpec` or :class:`HandModel`."""
+    while b > 0:
+        if tree.body_joints[b]:
+            return True
+        b = tree.body_parent[b]
+    return False
+
+
 # ----------------------------------------------------------------------------------------------
 # Couplings
 # ----------------------------------------------------------------------------------------------

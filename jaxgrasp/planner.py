@@ -26,11 +26,11 @@ import trimesh
 from jaxgrasp import losses
 from jaxgrasp.collision import nearest_hull_depth, object_in_hand, self_penetration
 from jaxgrasp.geometry import signed_distance
-from jaxgrasp.hand import HandModel, load_hand
+from jaxgrasp.hand import HandModel, has_joint_above, load_hand
 from jaxgrasp.kinematics import default_config, pose_hand
 from jaxgrasp.lie import matrix_to_rotvec_np
 from jaxgrasp.objects import LoadReport, Object, load_object, make_object
-from jaxgrasp.quality import QualityConfig, contact_weights, q1_exact, q1_upper, wrench_directions
+from jaxgrasp.quality import contact_weights, q1_exact, q1_upper, wrench_directions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,6 +188,19 @@ def fibonacci_sphere(n: int) -> np.ndarray:
     return np.column_stack([r * np.cos(phi), r * np.sin(phi), z])
 
 
+def grasp_point(hand: HandModel, opening: float) -> np.ndarray:
+    """The palm's grasp point in the hand frame with the fingers at ``opening``: the centroid
+    of the palm's contact candidates, moved 30% of the finger reach along the finger direction.
+    Starts place it just outside the object; the annealing baseline rotates about it."""
+    posed = pose_hand(hand, default_config(hand, opening))
+    cp = np.asarray(posed.contact_pos, np.float64)
+    f = np.asarray(hand.finger_direction, np.float64)
+    on_palm = np.array([not has_joint_above(hand, int(b)) for b in np.asarray(hand.contact_body)])
+    palm_c = cp[on_palm].mean(0) if on_palm.any() else np.zeros(3)
+    reach = max(float(np.max((cp - palm_c) @ f)), 0.0)
+    return palm_c + 0.3 * reach * f
+
+
 def initial_configs(hand: HandModel, radius: float, num: int, key: jax.Array, *, opening: float,
                     standoff: float) -> jnp.ndarray:
     """Starts around an object of bounding radius ``radius`` centred at the origin.
@@ -200,15 +213,10 @@ def initial_configs(hand: HandModel, radius: float, num: int, key: jax.Array, *,
         ``(num, 6 + I)`` configurations.
     """
     x0 = default_config(hand, opening)
-    posed = pose_hand(hand, x0)
     a = np.asarray(hand.palm_normal, np.float64)
     f = np.asarray(hand.finger_direction, np.float64)
     s = np.cross(a, f)
-    cp = np.asarray(posed.contact_pos, np.float64)
-    on_palm = np.array([not _has_joint_above(hand, int(b)) for b in np.asarray(hand.contact_body)])
-    palm_c = cp[on_palm].mean(0) if on_palm.any() else np.zeros(3)
-    reach = max(float(np.max((cp - palm_c) @ f)), 0.0)
-    grasp_point = palm_c + 0.3 * reach * f
+    gp = grasp_point(hand, opening)
     rolls = np.asarray(jax.random.uniform(key, (num,), minval=0.0, maxval=2 * np.pi))
     out = []
     for u, roll in zip(fibonacci_sphere(num), rolls):
@@ -218,17 +226,9 @@ def initial_configs(hand: HandModel, radius: float, num: int, key: jax.Array, *,
         f_w = np.cos(roll) * e1 + np.sin(roll) * e2
         a_w = -u
         R = np.column_stack([a_w, f_w, np.cross(a_w, f_w)]) @ np.column_stack([a, f, s]).T
-        t = u * (radius + standoff) - R @ grasp_point
+        t = u * (radius + standoff) - R @ gp
         out.append(np.concatenate([t, matrix_to_rotvec_np(R), np.asarray(x0[6:])]))
     return jnp.asarray(np.stack(out), dtype=hand.body_pos.dtype)
-
-
-def _has_joint_above(hand: HandModel, b: int) -> bool:
-    while b > 0:
-        if hand.body_joints[b]:
-            return True
-        b = hand.body_parent[b]
-    return False
 
 
 # ----------------------------------------------------------------------------------------------
@@ -317,6 +317,14 @@ def find_contacts(hand: HandModel, posed, d_c, n_c, d_s, n_s, cfg: PlanConfig):
     return (np.concatenate(pts), np.concatenate(nrm), np.concatenate(cand).astype(int), np.concatenate(link).astype(int))
 
 
+def evaluation_points(tm: trimesh.Trimesh) -> np.ndarray:
+    """2,000 even surface samples of the full mesh for the object-in-hand check, sampled once per
+    mesh and kept in its metadata (evaluation runs many times per object)."""
+    if "jaxgrasp_eval_points" not in tm.metadata:
+        tm.metadata["jaxgrasp_eval_points"] = trimesh.sample.sample_surface_even(tm, 2000, seed=0)[0]
+    return tm.metadata["jaxgrasp_eval_points"]
+
+
 def evaluate(hand: HandModel, obj: Object, config, cfg: PlanConfig, tm: trimesh.Trimesh | None = None) -> dict:
     """Exact metrics of one configuration (centred frame) on the full-resolution object.
 
@@ -343,8 +351,7 @@ def evaluate(hand: HandModel, obj: Object, config, cfg: PlanConfig, tm: trimesh.
     q1g = q1_exact(cp, n_c, c, mu=cfg.mu, torque_scale=1.0 / size, num_edges=cfg.num_edges)
     q1u = float(q1_upper(jnp.asarray(cp), jnp.asarray(n_c), jnp.asarray(c), mu=cfg.mu, torque_scale=1.0 / size,
                          directions=jnp.asarray(wrench_directions(cfg.num_directions))))
-    tm = tm if tm is not None else object_trimesh(obj)
-    opts, _ = trimesh.sample.sample_surface_even(tm, 2000, seed=0)
+    opts = evaluation_points(tm if tm is not None else object_trimesh(obj))
     pen_obj = np.asarray(object_in_hand(hand, posed.T_world_body, jnp.asarray(opts - np.asarray(com), x.dtype)))
     pen_hand = np.maximum(-d_s, 0.0)
     pen_self = np.asarray(self_penetration(hand, posed.T_world_body, posed.sample_pos))
