@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from handcases import DATA, HAND_CASES, case_id
+from handcases import COUPLED_XML, DATA, HAND_CASES, case_id
 from jaxgrasp.annotate import hand_annotations, link_meshes
 from jaxgrasp.hand import HandLoadError, bundled_hands, compile_model, load_hand, read_tree
 from jaxgrasp.kinematics import couple, forward_kinematics
@@ -18,27 +18,6 @@ from jaxgrasp.kinematics import couple, forward_kinematics
 SHADOW_JOINTS = [f"{f}J{i}" for f in ("FF", "MF", "RF") for i in (4, 3, 2, 1)] + \
     [f"LFJ{i}" for i in (5, 4, 3, 2, 1)] + [f"THJ{i}" for i in (5, 4, 3, 2, 1)]
 
-# A hand written for this test: a nonlinear joint coupling, a fixed-tendon coupling, a slide
-# joint, a fixed (jointless) fingertip, a root placed off the origin, a ref (qpos0) offset.
-COUPLED_XML = """
-<mujoco><compiler angle="radian" autolimits="true"/><worldbody>
-<body name="palm" pos="0 0 0.5" quat="0.9 0.1 0.2 0.3"><geom type="box" size=".04 .01 .05"/>
- <body name="f1" pos="0.02 0 0.05"><joint name="j1" axis="1 0 0" range="0 1.5" ref="0.1"/>
-  <joint name="j1b" axis="0 1 0" range="-0.3 0.3"/><geom type="capsule" fromto="0 0 0 0 0 .04" size=".01"/>
-  <body name="f2" pos="0 0 0.04"><joint name="j2" axis="1 0 0" range="0 1.5" pos="0 0 0.01"/>
-   <geom type="capsule" fromto="0 0 0 0 0 .03" size=".01"/>
-   <body name="tip" pos="0 0 0.03"><geom type="sphere" size=".01"/></body></body></body>
- <body name="g1" pos="-0.02 0 0.05"><joint name="k1" axis="1 0 0" range="0 1.5"/>
-  <geom type="capsule" fromto="0 0 0 0 0 .04" size=".01"/>
-  <body name="g2" pos="0 0 0.04"><joint name="k2" axis="1 0 0" range="0 1.5"/>
-   <geom type="capsule" fromto="0 0 0 0 0 .03" size=".01"/>
-   <body name="g3" pos="0 0 0.03"><joint name="k3" type="slide" axis="0 0 1" range="0 0.01"/>
-    <geom type="capsule" fromto="0 0 0 0 0 .02" size=".008"/></body></body></body>
-</body></worldbody>
-<tendon><fixed name="t"><joint joint="k1" coef="1"/><joint joint="k2" coef="-3"/></fixed></tendon>
-<equality><tendon tendon1="t"/><joint joint1="j2" joint2="j1" polycoef="0.1 0.8 0.2 0 0"/></equality>
-</mujoco>
-"""
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from handcases import HAND_CASES, case_id, mujoco_poses
+from handcases import COUPLED_XML, HAND_CASES, case_id, mujoco_poses
 from jaxgrasp.hand import compile_model, load_hand, read_tree
 from jaxgrasp.kinematics import (
     config_to_joint_angles,
@@ -46,6 +46,20 @@ def test_fk_matches_mujoco(case):
                          hand.joint_lower[-1], hand.joint_upper[-1])
     moved = np.asarray(forward_kinematics(hand, jnp.asarray(q2)))
     assert np.abs(moved[..., :3, :] - ref[..., :3, :]).max() > 1e-4
+
+
+def test_fk_matches_mujoco_with_joint_ref_and_offset_root(tmp_path):
+    """A joint with ``ref`` (qpos0 != 0), a slide, a jointless tip and a root placed off the
+    origin: the bundled hands have none of these, so they are checked here."""
+    path = tmp_path / "coupled.xml"
+    path.write_text(COUPLED_XML)
+    hand = load_hand(str(path), dtype=jnp.float64, cache=False)
+    assert float(np.max(np.abs(np.asarray(hand.joint_ref)))) > 0
+    rng = np.random.default_rng(4)
+    q = rng.uniform(np.asarray(hand.joint_lower), np.asarray(hand.joint_upper), size=(50, hand.num_joints))
+    ours = np.asarray(forward_kinematics(hand, jnp.asarray(q)))
+    ref = mujoco_poses(str(path), q)
+    assert np.abs(ours[..., :3, :] - ref[..., :3, :]).max() <= 1e-6
 
 
 @pytest.mark.parametrize("case", HAND_CASES, ids=case_id)
