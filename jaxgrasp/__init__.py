@@ -15,6 +15,7 @@ Public API (explicit re-exports):
 * losses: :class:`LossWeights`, :func:`loss_q1`, :func:`loss_collision`,
   :func:`loss_object_in_hull`, :func:`loss_self_collision`, :func:`loss_guide`, :func:`combine`
 * planning: :func:`plan`, :func:`plan_grasps`, :class:`PlanConfig`, :class:`GraspResult`
+* simulation: :func:`simulate_grasp`, :func:`simulate_many`, :class:`SimConfig`, :class:`SimResult`
 """
 
 from jaxgrasp.culling import Grid, build_grid
@@ -53,6 +54,7 @@ from jaxgrasp.quality import (
     wrench_directions,
 )
 from jaxgrasp.sdp import SDPOptions
+from jaxgrasp.simulate import SimConfig, SimResult, simulate_grasp, simulate_many
 
 __version__ = "0.1.0"
 
@@ -74,6 +76,10 @@ __all__ = [
     "q1_upper",
     "wrench_directions",
     "SDPOptions",
+    "SimConfig",
+    "SimResult",
+    "simulate_grasp",
+    "simulate_many",
     "ClosestFeatures",
     "GraspResult",
     "Grid",

@@ -467,7 +467,7 @@ class _Evaluations:
 
     def run(self, chain: int, x: np.ndarray, e: float) -> None:
         t = time.perf_counter()
-        m = planner.evaluate(self.hand, self.obj, x, self.cfg.eval, self.tm)
+        m = planner.evaluate(self.hand, self.obj, x, self.cfg.eval, self.tm, extras=False)
         self.count += 1
         self.seconds += time.perf_counter() - t
         old = self.best.get(chain)
@@ -597,7 +597,7 @@ def anneal_grasps(mesh, hand: str | HandModel = "shadow", *, num_grasps: int = 1
         e, x, m = ev.best[c]
         m = {**m, "time_to_first_valid_s": ev.first_valid, "anneal_steps": int(done),
              "anneal_evaluations": int(ev.count), "acceptance_rate": acc_rate, "energy": float(e)}
-        out.append(planner.make_result(hand_model, obj, report, tm, x, m, starts, elapsed))
+        out.append(planner.make_result(hand_model, obj, report, tm, x, m, starts, elapsed, cfg.eval))
     return out
 
 

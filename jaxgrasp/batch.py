@@ -71,8 +71,6 @@ def plan_batch(meshes, hand: str | HandModel = "shadow", *, num_grasps: int = 1,
     Returns:
         Per object, its ``num_grasps`` results (same order as ``meshes``).
     """
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec
-
     cfg = config or PlanConfig()
     if cfg.num_starts < num_grasps:
         cfg = dataclasses.replace(cfg, num_starts=num_grasps)
@@ -87,6 +85,28 @@ def plan_batch(meshes, hand: str | HandModel = "shadow", *, num_grasps: int = 1,
     keys = jax.random.split(jax.random.PRNGKey(cfg.seed), len(loaded))
     x0 = [initial_configs(hand_model, float(obj.size), cfg.num_starts, k, opening=cfg.opening, standoff=cfg.standoff)
           for (obj, _, _), k in zip(loaded, keys)]
+    # One optimization per watertightness group: inside a group the flag is one scalar, so the
+    # distance's sign test is a real branch under vmap (see planner.scene_axes).
+    x = [None] * len(scenes)
+    for flag in (True, False):
+        idx = [i for i, sc in enumerate(scenes) if bool(sc.obj.watertight) == flag]
+        if idx:
+            xg = _optimize_group(hand_model, [scenes[i] for i in idx], [x0[i] for i in idx], cfg, progress)
+            for i, xi in zip(idx, xg):
+                x[i] = xi
+    elapsed = time.perf_counter() - t0
+    out = []
+    for (obj, report, tm), xo in zip(loaded, x):
+        starts = [evaluate(hand_model, obj, xi, cfg, tm, extras=False) for xi in xo]
+        order = sorted(range(len(starts)), key=lambda i: rank_key(starts[i]))
+        out.append([make_result(hand_model, obj, report, tm, xo[i], starts[i], starts, elapsed, cfg) for i in order[:num_grasps]])
+    return out
+
+
+def _optimize_group(hand: HandModel, scenes: list, x0: list, cfg: PlanConfig, progress) -> np.ndarray:
+    """``cfg.steps`` Adam steps on objects of equal watertightness; returns ``(n, S, 6 + I)``."""
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
     # Pad the object axis to a multiple of the device count (repeat the last object).
     n_dev = jax.local_device_count()
     n = len(scenes)
@@ -96,22 +116,16 @@ def plan_batch(meshes, hand: str | HandModel = "shadow", *, num_grasps: int = 1,
     mesh = Mesh(np.array(jax.local_devices()), ("obj",))
     shard = lambda tree: jax.device_put(tree, NamedSharding(mesh, PartitionSpec("obj")))  # noqa: E731
     scene_b = shard(stack(scenes))
-    scale = variable_scale(hand_model, cfg)
+    scene_b = dataclasses.replace(scene_b, obj=scene_b.obj.replace(watertight=scenes[0].obj.watertight))
+    scale = variable_scale(hand, cfg)
     y = shard(jnp.stack(x0) / scale)
     state = jax.vmap(make_adam(cfg).init)(y)
     done = 0
     while done < cfg.steps:
         k = min(25, cfg.steps - done)
-        si, oi = select_active_batch(hand_model, scene_b, y, cfg)
-        y, state, total, terms = run_steps_batch(hand_model, scene_b, y, state, si, oi, cfg, k)
+        si, oi = select_active_batch(hand, scene_b, y, cfg)
+        y, state, total, terms = run_steps_batch(hand, scene_b, y, state, si, oi, cfg, k)
         done += k
         if progress is not None:
             progress(done, {"total": total, **terms})
-    x = np.asarray(y * scale)[:n]
-    elapsed = time.perf_counter() - t0
-    out = []
-    for (obj, report, tm), xo in zip(loaded, x):
-        starts = [evaluate(hand_model, obj, xi, cfg, tm) for xi in xo]
-        order = sorted(range(len(starts)), key=lambda i: rank_key(starts[i]))
-        out.append([make_result(hand_model, obj, report, tm, xo[i], starts[i], starts, elapsed) for i in order[:num_grasps]])
-    return out
+    return np.asarray(y * scale)[:n]

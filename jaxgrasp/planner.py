@@ -24,13 +24,21 @@ import optax
 import trimesh
 
 from jaxgrasp import losses
-from jaxgrasp.collision import nearest_hull_depth, object_in_hand, self_penetration
+from jaxgrasp.collision import nearest_hull_depth
+from jaxgrasp.evaluation import (  # noqa: F401 (re-exported)
+    decimated,
+    evaluate,
+    evaluate_extras,
+    evaluation_points,
+    find_contacts,
+    object_trimesh,
+)
 from jaxgrasp.geometry import signed_distance
 from jaxgrasp.hand import HandModel, has_joint_above, load_hand
 from jaxgrasp.kinematics import default_config, pose_hand
 from jaxgrasp.lie import matrix_to_rotvec_np
 from jaxgrasp.objects import LoadReport, Object, load_object, make_object
-from jaxgrasp.quality import contact_weights, q1_exact, q1_upper, wrench_directions
+from jaxgrasp.quality import contact_weights, q1_lower, q1_upper, wrench_directions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,10 +70,18 @@ class PlanConfig:
             -contact_cos).
         max_penetration: a grasp is valid with force closure and penetration below this.
         num_edges: friction-cone edges for the exact Q1.
-        seed: PRNG seed (initial rolls).
+        eval_every, eval_top: with a ``time_budget`` (anytime planning), every ``eval_every``
+            steps the ``eval_top`` starts with the lowest loss are evaluated exactly.
+        q1_bound: the Q1 term of the loss: ``"upper"`` (eq. 3, cheap) or ``"lower"`` (the SOS/SDP
+            certificate of eq. 4 over the 16 highest-weight candidates; ~50x costlier per step).
+        refine_steps: after the main steps, refine the returned grasps with this many Adam steps
+            on the loss with the SDP lower bound (paper IV.C; 0 = off); a refined grasp replaces
+            the original only when its exact evaluation ranks better.
+        refine_learning_rate: Adam step of the refinement.
+        seed: PRNG seed (initial rolls; anytime rounds use ``seed``, ``seed + 1``, ...).
     """
 
-    num_starts: int = 16
+    num_starts: int = 8
     steps: int = 200
     learning_rate: float = 0.05
     translation_scale: float = 0.02
@@ -73,8 +89,8 @@ class PlanConfig:
     opening: float = 0.1
     standoff: float = 0.015
     opt_samples: int = 256
-    self_samples: int = 512
-    opt_faces: int = 512
+    self_samples: int = 256
+    opt_faces: int = 256
     object_points: int = 128
     object_samples: int = 1024
     # guide 1.0 rather than Table I's 0.1: our guide term measures distances in object sizes
@@ -90,6 +106,11 @@ class PlanConfig:
     contact_cos: float = 0.5
     max_penetration: float = 0.001
     num_edges: int = 8
+    eval_every: int = 10
+    eval_top: int = 2
+    q1_bound: str = "upper"
+    refine_steps: int = 0
+    refine_learning_rate: float = 0.01
     seed: int = 0
 
 
@@ -112,7 +133,7 @@ jax.tree_util.register_dataclass(
 
 def grasp_terms(hand: HandModel, scene: Scene, config: jnp.ndarray, sample_idx: jnp.ndarray,
                 object_idx: jnp.ndarray, *, beta: float, mu: float, penetration_scale: float,
-                collision_margin: float, self_samples: int) -> dict[str, jnp.ndarray]:
+                collision_margin: float, self_samples: int, bound: str = "upper") -> dict[str, jnp.ndarray]:
     """The loss terms of one configuration (centred frame), before weighting.
 
     Args:
@@ -130,7 +151,11 @@ def grasp_terms(hand: HandModel, scene: Scene, config: jnp.ndarray, sample_idx: 
     posed = pose_hand(hand, config)
     d_c, n_c = signed_distance(scene.obj, posed.contact_pos + scene.com, exact=False)
     c = contact_weights(d_c, n_c, posed.contact_normal, scene.alpha, beta)
-    q1 = q1_upper(posed.contact_pos, n_c, c, mu=mu, torque_scale=scene.torque_scale, directions=scene.directions)
+    if bound == "lower":
+        q1 = q1_lower(posed.contact_pos, n_c, c, mu=mu, torque_scale=scene.torque_scale,
+                      k_contacts=min(16, hand.num_contacts))
+    else:
+        q1 = q1_upper(posed.contact_pos, n_c, c, mu=mu, torque_scale=scene.torque_scale, directions=scene.directions)
     d_s, _ = signed_distance(scene.obj, posed.sample_pos[sample_idx] + scene.com, exact=False)
     obj_pts = scene.object_points[object_idx]
     no_skip = jnp.zeros((obj_pts.shape[0], hand.num_bodies), bool)
@@ -249,14 +274,6 @@ def as_object(mesh, *, units: str = "m") -> tuple[Object, LoadReport, trimesh.Tr
     return obj, report, object_trimesh(obj)
 
 
-def object_trimesh(obj: Object) -> trimesh.Trimesh:
-    """The object's real (unpadded) mesh as a trimesh, input frame, float64."""
-    vmask = np.asarray(obj.vertex_mask)
-    remap = np.cumsum(vmask) - 1  # padded vertex rows come after the real ones
-    faces = remap[np.asarray(obj.faces)[np.asarray(obj.face_mask)]]
-    return trimesh.Trimesh(np.asarray(obj.vertices, np.float64)[vmask], faces, process=False)
-
-
 def make_scene(obj: Object, tm: trimesh.Trimesh, cfg: PlanConfig, *, dtype=jnp.float32,
                pad_faces: int | None = None) -> Scene:
     """The optimization problem: decimated mesh, surface samples, directions, scales.
@@ -270,7 +287,7 @@ def make_scene(obj: Object, tm: trimesh.Trimesh, cfg: PlanConfig, *, dtype=jnp.f
     """
     com = np.asarray(obj.center_of_mass, np.float64)
     size = float(obj.size)
-    opt_tm = tm.simplify_quadric_decimation(face_count=cfg.opt_faces) if len(tm.faces) > cfg.opt_faces else tm
+    opt_tm = decimated(tm, cfg.opt_faces)
     pad = pad_faces or face_bucket(len(opt_tm.faces))
     opt_obj = make_object(opt_tm.vertices, opt_tm.faces, check_units=False, pad_to=pad,
                           pad_vertices_to=pad if len(opt_tm.vertices) <= pad else None,
@@ -290,83 +307,6 @@ def make_scene(obj: Object, tm: trimesh.Trimesh, cfg: PlanConfig, *, dtype=jnp.f
 def face_bucket(n: int) -> int:
     """Padded face count of an optimization mesh: next power of two, at least 256."""
     return 1 << int(np.ceil(np.log2(max(n, 256))))
-
-
-def find_contacts(hand: HandModel, posed, d_c, n_c, d_s, n_s, cfg: PlanConfig):
-    """The contacts of a posed hand (host side, centred frame).
-
-    A contact is a touching contact candidate (``|d| <= contact_tolerance`` and its normal
-    facing the object), plus, for every link that touches the object anywhere, its closest
-    surface sample under the same test: fixed candidates alone miss flat faces that a pad touches
-    between two candidates.
-
-    Returns:
-        ``(points (K, 3), object normals (K, 3), candidate index or -1 (K,), link (K,))``.
-    """
-    cp, cn = np.asarray(posed.contact_pos, np.float64), np.asarray(posed.contact_normal, np.float64)
-    sp, sn = np.asarray(posed.sample_pos, np.float64), np.asarray(posed.sample_normal, np.float64)
-    ok_c = (np.abs(d_c) <= cfg.contact_tolerance) & (np.sum(n_c * cn, 1) < -cfg.contact_cos)
-    idx = np.nonzero(ok_c)[0]
-    pts, nrm, cand, link = [cp[idx]], [n_c[idx]], [idx], [np.asarray(hand.contact_body)[idx]]
-    ok_s = (np.abs(d_s) <= cfg.contact_tolerance) & (np.sum(n_s * sn, 1) < -cfg.contact_cos)
-    sb = np.asarray(hand.sample_body)
-    for b in np.unique(sb[ok_s]):
-        i = np.nonzero(ok_s & (sb == b))[0]
-        j = i[np.argmin(np.abs(d_s[i]))]
-        pts.append(sp[j][None]), nrm.append(n_s[j][None]), cand.append([-1]), link.append([b])
-    return (np.concatenate(pts), np.concatenate(nrm), np.concatenate(cand).astype(int), np.concatenate(link).astype(int))
-
-
-def evaluation_points(tm: trimesh.Trimesh) -> np.ndarray:
-    """2,000 even surface samples of the full mesh for the object-in-hand check, sampled once per
-    mesh and kept in its metadata (evaluation runs many times per object)."""
-    if "jaxgrasp_eval_points" not in tm.metadata:
-        tm.metadata["jaxgrasp_eval_points"] = trimesh.sample.sample_surface_even(tm, 2000, seed=0)[0]
-    return tm.metadata["jaxgrasp_eval_points"]
-
-
-def evaluate(hand: HandModel, obj: Object, config, cfg: PlanConfig, tm: trimesh.Trimesh | None = None) -> dict:
-    """Exact metrics of one configuration (centred frame) on the full-resolution object.
-
-    Returns:
-        dict with ``q1`` (exact Q1 of the contacts of :func:`find_contacts`, unit force budget
-        each), ``q1_generalized`` (exact Q1 with the generalized weights of all candidates),
-        ``q1_upper``, ``penetration_mm`` (max of hand into object and object into the hand's
-        links), ``self_penetration_mm``, ``num_contacts``, ``contacts`` (points, normals,
-        candidate index or -1, link; centred frame), ``valid`` (force closure, penetration and
-        self-penetration at most ``max_penetration``).
-    """
-    com = jnp.asarray(obj.center_of_mass)
-    x = jnp.asarray(config, dtype=hand.body_pos.dtype)
-    posed = pose_hand(hand, x)
-    d_c, n_c = signed_distance(obj, posed.contact_pos + com)
-    d_s, n_s = signed_distance(obj, posed.sample_pos + com)
-    size = float(obj.size)
-    d_c, n_c, d_s, n_s = (np.asarray(a, np.float64) for a in (d_c, n_c, d_s, n_s))
-    pts, nrm, cand, link = find_contacts(hand, posed, d_c, n_c, d_s, n_s, cfg)
-    q1 = q1_exact(pts, nrm, np.ones(len(pts)), mu=cfg.mu, torque_scale=1.0 / size,
-                  num_edges=cfg.num_edges) if len(pts) >= 2 else 0.0
-    cp, cn = np.asarray(posed.contact_pos, np.float64), np.asarray(posed.contact_normal, np.float64)
-    c = np.asarray(contact_weights(d_c, n_c, cn, cfg.alpha_per_size / size, cfg.beta))
-    q1g = q1_exact(cp, n_c, c, mu=cfg.mu, torque_scale=1.0 / size, num_edges=cfg.num_edges)
-    q1u = float(q1_upper(jnp.asarray(cp), jnp.asarray(n_c), jnp.asarray(c), mu=cfg.mu, torque_scale=1.0 / size,
-                         directions=jnp.asarray(wrench_directions(cfg.num_directions))))
-    opts = evaluation_points(tm if tm is not None else object_trimesh(obj))
-    pen_obj = np.asarray(object_in_hand(hand, posed.T_world_body, jnp.asarray(opts - np.asarray(com), x.dtype)))
-    pen_hand = np.maximum(-d_s, 0.0)
-    pen_self = np.asarray(self_penetration(hand, posed.T_world_body, posed.sample_pos))
-    pen = 1e3 * max(float(pen_hand.max()), float(pen_obj.max()))
-    self_pen = 1e3 * float(pen_self.max())
-    limit = 1e3 * cfg.max_penetration
-    return {
-        "q1": float(q1), "q1_generalized": float(q1g), "q1_upper": q1u,
-        "penetration_mm": pen, "self_penetration_mm": self_pen,
-        "hand_in_object_mm": 1e3 * float(pen_hand.max()), "object_in_hand_mm": 1e3 * float(pen_obj.max()),
-        "num_contacts": int(len(pts)),
-        "contacts": {"points": pts.tolist(), "normals": nrm.tolist(), "candidate": cand.tolist(),
-                     "link": [hand.body_names[b] for b in link]},
-        "valid": bool(q1 > 0 and pen <= limit and self_pen <= limit),
-    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -391,7 +331,8 @@ def _run_steps(hand, scene, y, state, si, oi, cfg: PlanConfig, num_steps: int):
     scale = variable_scale(hand, cfg)
     tx = make_adam(cfg)
     kw = dict(beta=cfg.beta, mu=cfg.mu, penetration_scale=cfg.penetration_scale,
-              collision_margin=cfg.collision_margin, self_samples=min(cfg.self_samples, hand.num_samples))
+              collision_margin=cfg.collision_margin, self_samples=min(cfg.self_samples, hand.num_samples),
+              bound=cfg.q1_bound)
 
     def loss_y(yi, sii, oii):
         return grasp_loss(hand, scene, yi * scale, sii, oii, cfg.weights, **kw)
@@ -420,15 +361,27 @@ run_steps = jax.jit(_run_steps, static_argnames=("cfg", "num_steps"))
 select_active = jax.jit(_select, static_argnames=("cfg",))
 
 
+def scene_axes(scenes: Scene) -> Scene:
+    """vmap axes of a stacked batch of scenes: 0 everywhere, except ``obj.watertight`` when the
+    batch shares one value (a scalar), so the geometry's sign ``lax.cond`` stays a real branch
+    instead of running both the pseudonormal and the winding-number test for every object."""
+    axes = jax.tree.map(lambda _: 0, scenes)
+    if jnp.ndim(scenes.obj.watertight) == 0:
+        axes = dataclasses.replace(axes, obj=axes.obj.replace(watertight=None))
+    return axes
+
+
 @functools.partial(jax.jit, static_argnames=("cfg", "num_steps"))
 def run_steps_batch(hand, scenes, y, state, si, oi, cfg: PlanConfig, num_steps: int):
     """:func:`run_steps` for a batch of objects (leading axis of ``scenes`` and the rest)."""
-    return jax.vmap(lambda sc, yy, st, s, o: _run_steps(hand, sc, yy, st, s, o, cfg, num_steps))(scenes, y, state, si, oi)
+    return jax.vmap(lambda sc, yy, st, s, o: _run_steps(hand, sc, yy, st, s, o, cfg, num_steps),
+                    in_axes=(scene_axes(scenes), 0, 0, 0, 0))(scenes, y, state, si, oi)
 
 
 @functools.partial(jax.jit, static_argnames=("cfg",))
 def select_active_batch(hand, scenes, y, cfg: PlanConfig):
-    return jax.vmap(lambda sc, yy: _select(hand, sc, yy, cfg))(scenes, y)
+    """:func:`select_active` for a batch of objects (see :func:`run_steps_batch`)."""
+    return jax.vmap(lambda sc, yy: _select(hand, sc, yy, cfg), in_axes=(scene_axes(scenes), 0))(scenes, y)
 
 
 def optimize(hand: HandModel, scene: Scene, x0: jnp.ndarray, cfg: PlanConfig, *,
@@ -470,7 +423,8 @@ class GraspResult:
 
 
 def plan_grasps(mesh, hand: str | HandModel = "shadow", *, num_grasps: int = 1, config: PlanConfig | None = None,
-                units: str = "m", progress: Callable[[int, dict], None] | None = None) -> list[GraspResult]:
+                units: str = "m", progress: Callable[[int, dict], None] | None = None,
+                time_budget: float | None = None) -> list[GraspResult]:
     """Plan grasps of a raw triangle mesh with the differentiable loss (paper VI.A).
 
     Args:
@@ -482,10 +436,18 @@ def plan_grasps(mesh, hand: str | HandModel = "shadow", *, num_grasps: int = 1, 
             ``num_grasps`` if smaller.
         units: unit of the mesh coordinates ("m", "cm", "mm") for paths and trimesh meshes.
         progress: called as ``progress(step, terms)`` after every chunk of steps.
+        time_budget: anytime planning: seconds of wall-clock time for the whole call (set-up,
+            compilation on the first call with new shapes, steps, evaluation). Rounds of
+            ``cfg.steps`` steps from new starts run until the budget is spent; every
+            ``cfg.eval_every`` steps the ``cfg.eval_top`` lowest-loss starts are evaluated
+            exactly, and the best evaluated grasps are returned. None: one round, then every
+            start is evaluated.
 
     Returns:
         ``num_grasps`` :class:`GraspResult` in the mesh's input frame: valid grasps first by
-        exact Q1, then the others by penetration.
+        exact Q1, then the others by penetration. With a budget, ``metrics`` add
+        ``time_to_first_valid_s`` (from the call's start to the end of the evaluation that first
+        found a valid grasp; None if none), ``steps`` and ``evaluations``.
     """
     cfg = config or PlanConfig()
     if cfg.num_starts < num_grasps:
@@ -494,13 +456,72 @@ def plan_grasps(mesh, hand: str | HandModel = "shadow", *, num_grasps: int = 1, 
     hand_model = hand if isinstance(hand, HandModel) else load_hand(hand)
     obj, report, tm = as_object(mesh, units=units)
     scene = make_scene(obj, tm, cfg, dtype=hand_model.body_pos.dtype)
+    if time_budget is not None:
+        if not time_budget > 0:
+            raise ValueError(f"time_budget must be > 0 seconds (or None), got {time_budget}")
+        return _plan_anytime(hand_model, obj, report, tm, scene, cfg, num_grasps, time_budget, t0, progress)
     x0 = initial_configs(hand_model, float(obj.size), cfg.num_starts, jax.random.PRNGKey(cfg.seed),
                          opening=cfg.opening, standoff=cfg.standoff)
     x, _ = optimize(hand_model, scene, x0, cfg, progress=progress)
-    starts = [evaluate(hand_model, obj, xi, cfg, tm) for xi in np.asarray(x)]
+    x = np.array(x)
+    starts = [evaluate(hand_model, obj, xi, cfg, tm, extras=False) for xi in x]
     order = sorted(range(len(starts)), key=lambda i: rank_key(starts[i]))
+    if cfg.refine_steps > 0:
+        refine(hand_model, obj, tm, scene, x, starts, order[:num_grasps], cfg)
+        order = sorted(range(len(starts)), key=lambda i: rank_key(starts[i]))
     elapsed = time.perf_counter() - t0
-    return [make_result(hand_model, obj, report, tm, np.asarray(x[i]), starts[i], starts, elapsed) for i in order[:num_grasps]]
+    return [make_result(hand_model, obj, report, tm, np.asarray(x[i]), starts[i], starts, elapsed, cfg) for i in order[:num_grasps]]
+
+
+def _plan_anytime(hand: HandModel, obj: Object, report, tm: trimesh.Trimesh, scene: Scene, cfg: PlanConfig,
+                  num_grasps: int, time_budget: float, t0: float, progress) -> list[GraspResult]:
+    """The anytime loop of :func:`plan_grasps` (see ``time_budget`` there)."""
+    scale = variable_scale(hand, cfg)
+    best: dict[tuple[int, int], tuple[dict, np.ndarray]] = {}  # (round, start) -> best evaluation
+    first_valid, steps, evaluations, rnd = None, 0, 0, 0
+    while rnd == 0 or time.perf_counter() - t0 < time_budget:
+        x0 = initial_configs(hand, float(obj.size), cfg.num_starts, jax.random.PRNGKey(cfg.seed + rnd),
+                             opening=cfg.opening, standoff=cfg.standoff)
+        y = x0 / scale
+        state = make_adam(cfg).init(y)
+        done = 0
+        while done < cfg.steps and (not best or time.perf_counter() - t0 < time_budget):
+            n = min(cfg.eval_every, cfg.steps - done)
+            if done % (2 * cfg.eval_every) == 0:  # active sets: every other chunk (they move slowly)
+                si, oi = select_active(hand, scene, y, cfg)
+            y, state, total, terms = run_steps(hand, scene, y, state, si, oi, cfg, n)
+            done += n
+            steps += n
+            xs = np.asarray(y * scale)
+            for i in np.argsort(np.asarray(total))[:cfg.eval_top]:
+                m = evaluate(hand, obj, xs[i], cfg, tm, extras=False)
+                evaluations += 1
+                if m["valid"] and first_valid is None:
+                    first_valid = time.perf_counter() - t0
+                key = (rnd, int(i))
+                if key not in best or rank_key(m) <= rank_key(best[key][0]):
+                    best[key] = (m, xs[i])
+            if progress is not None:
+                progress(steps, {"total": total, **terms})
+        rnd += 1
+    elapsed = time.perf_counter() - t0
+    ranked = sorted(best.values(), key=lambda mx: rank_key(mx[0]))
+    starts = [m for m, _ in ranked]
+    stats = {"time_to_first_valid_s": first_valid, "steps": steps, "evaluations": evaluations}
+    return [make_result(hand, obj, report, tm, x, {**m, **stats}, starts, elapsed, cfg) for m, x in ranked[:num_grasps]]
+
+
+def refine(hand: HandModel, obj: Object, tm: trimesh.Trimesh, scene: Scene, x: np.ndarray, metrics: list[dict],
+           idx: list[int], cfg: PlanConfig) -> None:
+    """Refine starts ``idx`` of ``x (S, 6 + I)`` with ``cfg.refine_steps`` Adam steps on the loss with
+    the SDP lower bound; in place, a start is replaced (``x`` and ``metrics``) only when the
+    refined configuration's exact evaluation ranks better."""
+    rcfg = dataclasses.replace(cfg, q1_bound="lower", steps=cfg.refine_steps, learning_rate=cfg.refine_learning_rate)
+    xr, _ = optimize(hand, scene, jnp.asarray(x[idx]), rcfg, chunk=min(25, cfg.refine_steps))
+    for i, xi in zip(idx, np.asarray(xr)):
+        m = evaluate(hand, obj, xi, cfg, tm, extras=False)
+        if rank_key(m) < rank_key(metrics[i]):
+            x[i], metrics[i] = xi, {**m, "refined": True}
 
 
 def rank_key(m: dict) -> tuple:
@@ -509,14 +530,19 @@ def rank_key(m: dict) -> tuple:
 
 
 def plan(mesh, hand: str | HandModel = "shadow", *, config: PlanConfig | None = None, units: str = "m",
-         progress: Callable[[int, dict], None] | None = None) -> GraspResult:
+         progress: Callable[[int, dict], None] | None = None, time_budget: float | None = None) -> GraspResult:
     """The best grasp of a raw triangle mesh (see :func:`plan_grasps` for the arguments)."""
-    return plan_grasps(mesh, hand, num_grasps=1, config=config, units=units, progress=progress)[0]
+    return plan_grasps(mesh, hand, num_grasps=1, config=config, units=units, progress=progress,
+                       time_budget=time_budget)[0]
 
 
 def make_result(hand: HandModel, obj: Object, report, tm: trimesh.Trimesh, x: np.ndarray, metrics: dict,
-                starts: list[dict], elapsed: float) -> GraspResult:
-    """Package a configuration (centred frame) as a :class:`GraspResult` in the input frame."""
+                starts: list[dict], elapsed: float, cfg: PlanConfig | None = None) -> GraspResult:
+    """Package a configuration (centred frame) as a :class:`GraspResult` in the input frame,
+    completing ``metrics`` with :func:`evaluate_extras` when they lack them."""
+    cfg = cfg or PlanConfig()
+    if "q1_generalized" not in metrics:
+        metrics = {**metrics, **evaluate_extras(hand, obj, x, cfg)}
     com = np.asarray(obj.center_of_mass, np.float64)
     posed = pose_hand(hand, jnp.asarray(x, hand.body_pos.dtype))
     T = np.asarray(posed.T_world_palm, np.float64).copy()

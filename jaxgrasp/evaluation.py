@@ -1,0 +1,217 @@
+"""Exact evaluation of a grasp on the full-resolution object (host side + one jitted kernel).
+
+:func:`evaluate` gives the metrics every planner ranks by (exact Q1 of the touching contacts,
+penetration both ways, self-penetration, validity); :func:`evaluate_extras` adds the costlier
+reporting-only metrics (Q1 with the generalized weights of all candidates, the Q1 upper bound)
+for the grasps that are returned.
+
+Cost. The device part (posing, distances, hull tests) is one compiled call per hand and padded
+object size. On a large scan most of the work is the exact signed distance of the hand's ~2k
+surface samples to ~16k triangles, so samples are first measured against the decimated mesh the
+optimizer uses (:func:`evaluation_mesh`) and only the ``num_near`` nearest are measured on the
+full mesh. That is exact as long as every other sample is farther from the decimated surface
+than the two surfaces are apart (``hausdorff``, measured when the decimated mesh is built) plus
+the contact tolerance: such a sample can neither touch the full surface nor have a different
+inside/outside status (it would have to lie between the two surfaces). When more samples are that
+close, all samples are measured on the full mesh.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import trimesh
+
+from jaxgrasp.collision import object_in_hand, self_penetration
+from jaxgrasp.geometry import signed_distance
+from jaxgrasp.hand import HandModel
+from jaxgrasp.kinematics import pose_hand
+from jaxgrasp.objects import Object, make_object
+from jaxgrasp.quality import contact_weights, q1_exact, q1_lower, q1_upper, wrench_directions
+
+
+def object_trimesh(obj: Object) -> trimesh.Trimesh:
+    """The object's real (unpadded) mesh as a trimesh, input frame, float64."""
+    vmask = np.asarray(obj.vertex_mask)
+    remap = np.cumsum(vmask) - 1  # padded vertex rows come after the real ones
+    faces = remap[np.asarray(obj.faces)[np.asarray(obj.face_mask)]]
+    return trimesh.Trimesh(np.asarray(obj.vertices, np.float64)[vmask], faces, process=False)
+
+
+# Faces of the decimated mesh that pre-screens hand samples: fine enough that the two surfaces
+# are a few millimetres apart on the scans (the optimizer's own mesh is coarser).
+SCREEN_FACES = 1024
+
+
+def evaluation_points(tm: trimesh.Trimesh) -> np.ndarray:
+    """2,000 even surface samples of the full mesh for the object-in-hand check, sampled once per
+    mesh and kept in its metadata (evaluation runs many times per object)."""
+    if "jaxgrasp_eval_points" not in tm.metadata:
+        tm.metadata["jaxgrasp_eval_points"] = trimesh.sample.sample_surface_even(tm, 2000, seed=0)[0]
+    return tm.metadata["jaxgrasp_eval_points"]
+
+
+def decimated(tm: trimesh.Trimesh, max_faces: int) -> trimesh.Trimesh:
+    """``tm`` decimated to at most ``max_faces`` faces (quadric decimation), cached in its metadata:
+    the optimizer's scene and the evaluation's pre-screen share it."""
+    if len(tm.faces) <= max_faces:
+        return tm
+    key = f"jaxgrasp_decimated_{max_faces}"
+    if key not in tm.metadata:
+        tm.metadata[key] = tm.simplify_quadric_decimation(face_count=max_faces)
+    return tm.metadata[key]
+
+
+def evaluation_mesh(tm: trimesh.Trimesh, obj: Object, max_faces: int) -> tuple[Object, float] | None:
+    """The decimated mesh used to pre-screen hand samples, and its distance bound to the full mesh.
+
+    Returns:
+        ``(coarse object, hausdorff [m])``, or ``None`` when the mesh has at most ``4 *
+        max_faces`` faces (pre-screening would not pay). Cached in the mesh's metadata.
+    """
+    key = f"jaxgrasp_eval_mesh_{max_faces}"
+    if key not in tm.metadata:
+        if len(tm.faces) <= 4 * max_faces:
+            tm.metadata[key] = None
+        else:
+            small = decimated(tm, max_faces)
+            dtype = np.dtype(obj.vertices.dtype.name)
+            coarse = make_object(small.vertices, small.faces, check_units=False, dtype=dtype)[0]
+            # Both one-sided distances, over vertices and dense surface samples of each side.
+            full_pts = np.concatenate([np.asarray(tm.vertices), evaluation_points(tm)])
+            small_pts = np.concatenate([small.vertices, trimesh.sample.sample_surface_even(small, 2000, seed=0)[0]])
+            d1 = np.abs(np.asarray(signed_distance(coarse, jnp.asarray(full_pts, dtype), exact=False)[0]))
+            d2 = np.abs(np.asarray(signed_distance(obj, jnp.asarray(small_pts, dtype), exact=False)[0]))
+            tm.metadata[key] = (coarse, float(max(d1.max(), d2.max())))
+    return tm.metadata[key]
+
+
+@functools.partial(jax.jit, static_argnames=("num_near",))
+def _device(hand: HandModel, obj: Object, coarse: Object | None, x, eval_points, num_near: int):
+    """Posed arrays, distances and penetrations of one configuration (centred frame)."""
+    com = obj.center_of_mass.astype(x.dtype)
+    posed = pose_hand(hand, x)
+    d_c, n_c = signed_distance(obj, posed.contact_pos + com)
+    if coarse is None:
+        d_s, n_s = signed_distance(obj, posed.sample_pos + com)
+        kth = jnp.asarray(jnp.inf, x.dtype)
+    else:
+        d_coarse, n_coarse = signed_distance(coarse, posed.sample_pos + com, exact=False)
+        neg, near = jax.lax.top_k(-jnp.abs(d_coarse), num_near + 1)
+        kth = -neg[-1]  # distance of the nearest sample left out
+        d_near, n_near = signed_distance(obj, posed.sample_pos[near[:-1]] + com)
+        d_s = d_coarse.at[near[:-1]].set(d_near)
+        n_s = n_coarse.at[near[:-1]].set(n_near)
+    pen_obj = object_in_hand(hand, posed.T_world_body, eval_points)
+    pen_self = self_penetration(hand, posed.T_world_body, posed.sample_pos)
+    return posed, d_c, n_c, d_s, n_s, kth, pen_obj, pen_self
+
+
+def find_contacts(hand: HandModel, posed, d_c, n_c, d_s, n_s, cfg):
+    """The contacts of a posed hand (host side, centred frame).
+
+    A contact is a touching contact candidate (``|d| <= contact_tolerance`` and its normal
+    facing the object), plus, for every link that touches the object anywhere, its closest
+    surface sample under the same test: fixed candidates alone miss flat faces that a pad touches
+    between two candidates.
+
+    Returns:
+        ``(points (K, 3), object normals (K, 3), candidate index or -1 (K,), link (K,))``.
+    """
+    cp, cn = np.asarray(posed.contact_pos, np.float64), np.asarray(posed.contact_normal, np.float64)
+    sp, sn = np.asarray(posed.sample_pos, np.float64), np.asarray(posed.sample_normal, np.float64)
+    ok_c = (np.abs(d_c) <= cfg.contact_tolerance) & (np.sum(n_c * cn, 1) < -cfg.contact_cos)
+    idx = np.nonzero(ok_c)[0]
+    pts, nrm, cand, link = [cp[idx]], [n_c[idx]], [idx], [np.asarray(hand.contact_body)[idx]]
+    ok_s = (np.abs(d_s) <= cfg.contact_tolerance) & (np.sum(n_s * sn, 1) < -cfg.contact_cos)
+    sb = np.asarray(hand.sample_body)
+    for b in np.unique(sb[ok_s]):
+        i = np.nonzero(ok_s & (sb == b))[0]
+        j = i[np.argmin(np.abs(d_s[i]))]
+        pts.append(sp[j][None]), nrm.append(n_s[j][None]), cand.append([-1]), link.append([b])
+    return (np.concatenate(pts), np.concatenate(nrm), np.concatenate(cand).astype(int), np.concatenate(link).astype(int))
+
+
+def evaluate(hand: HandModel, obj: Object, config, cfg, tm: trimesh.Trimesh | None = None, *, num_near: int = 256,
+             screen: bool = True, extras: bool = True) -> dict:
+    """Exact metrics of one configuration (centred frame) on the full-resolution object.
+
+    Args:
+        hand, obj: the hand and the full-resolution object; tm: the same mesh as a trimesh
+            (rebuilt from ``obj`` when omitted).
+        config: ``(6 + I,)`` configuration in the centred frame.
+        cfg: planner settings (:class:`jaxgrasp.planner.PlanConfig`: tolerances, friction...).
+        num_near: hand samples measured on the full mesh of a large scan (module docstring).
+        screen: pre-screen samples on the decimated mesh (False: all on the full mesh).
+        extras: also compute :func:`evaluate_extras` (slower; planners skip it in their loops).
+
+    Returns:
+        dict with ``q1`` (exact Q1 of the contacts of :func:`find_contacts`, unit force budget
+        each), ``penetration_mm`` (max of hand into object and object into the hand's links),
+        ``self_penetration_mm``, ``num_contacts``, ``contacts`` (points, normals, candidate index
+        or -1, link; centred frame), ``valid`` (force closure, penetration and self-penetration
+        at most ``max_penetration``), and with ``extras`` ``q1_generalized`` and ``q1_upper``.
+    """
+    x = jnp.asarray(config, dtype=hand.body_pos.dtype)
+    tm = object_trimesh(obj) if tm is None else tm
+    com = np.asarray(obj.center_of_mass, np.float64)
+    coarse = evaluation_mesh(tm, obj, SCREEN_FACES) if screen else None
+    eval_pts = jnp.asarray(evaluation_points(tm) - com, x.dtype)
+    num_near = min(num_near, hand.num_samples - 1)
+    out = _device(hand, obj, None if coarse is None else coarse[0], x, eval_pts, num_near)
+    posed, d_c, n_c, d_s, n_s, kth, pen_obj, pen_self = out
+    if coarse is not None and float(kth) <= coarse[1] + cfg.contact_tolerance:
+        # Too many samples near the surface to screen them: measure all on the full mesh.
+        posed, d_c, n_c, d_s, n_s, kth, pen_obj, pen_self = _device(hand, obj, None, x, eval_pts, num_near)
+    d_c, n_c, d_s, n_s = (np.asarray(a, np.float64) for a in (d_c, n_c, d_s, n_s))
+    pts, nrm, cand, link = find_contacts(hand, posed, d_c, n_c, d_s, n_s, cfg)
+    pen_hand = float(np.maximum(-d_s, 0.0).max())
+    pen_o = float(np.asarray(pen_obj).max())
+    pen = 1e3 * max(pen_hand, pen_o)
+    self_pen = 1e3 * float(np.asarray(pen_self).max())
+    limit = 1e3 * cfg.max_penetration
+    size = float(obj.size)
+    q1 = q1_exact(pts, nrm, np.ones(len(pts)), mu=cfg.mu, torque_scale=1.0 / size,
+                  num_edges=cfg.num_edges) if len(pts) >= 2 else 0.0
+    m = {
+        "q1": float(q1), "penetration_mm": pen, "self_penetration_mm": self_pen,
+        "hand_in_object_mm": 1e3 * pen_hand, "object_in_hand_mm": 1e3 * pen_o,
+        "num_contacts": int(len(pts)),
+        "contacts": {"points": pts.tolist(), "normals": nrm.tolist(), "candidate": cand.tolist(),
+                     "link": [hand.body_names[b] for b in link]},
+        "valid": bool(q1 > 0 and pen <= limit and self_pen <= limit),
+    }
+    if extras:
+        m.update(evaluate_extras(hand, obj, x, cfg))
+    return m
+
+
+@jax.jit
+def _candidate_terms(hand: HandModel, obj: Object, x, alpha, beta):
+    posed = pose_hand(hand, x)
+    d_c, n_c = signed_distance(obj, posed.contact_pos + obj.center_of_mass.astype(x.dtype))
+    return posed.contact_pos, n_c, contact_weights(d_c, n_c, posed.contact_normal, alpha, beta)
+
+
+@functools.partial(jax.jit, static_argnames=("mu", "k_contacts"))
+def _lower_bound(p, n, c, torque_scale, mu: float, k_contacts: int):
+    return q1_lower(p, n, c, mu=mu, torque_scale=torque_scale, k_contacts=k_contacts)
+
+
+def evaluate_extras(hand: HandModel, obj: Object, config, cfg) -> dict:
+    """Reporting metrics of one configuration, all with the generalized weights of every contact
+    candidate: ``q1_generalized`` (exact Q1 by convex hull of 45 x T wrenches, ~0.1-0.3 s),
+    ``q1_upper`` (eq. 3) and ``q1_lower`` (the SOS/SDP certificate of eq. 4 over the 16
+    highest-weight candidates, in the hand's dtype)."""
+    x = jnp.asarray(config, dtype=hand.body_pos.dtype)
+    size = float(obj.size)
+    cp, n_c, c = _candidate_terms(hand, obj, x, cfg.alpha_per_size / size, cfg.beta)
+    q1g = q1_exact(cp, n_c, c, mu=cfg.mu, torque_scale=1.0 / size, num_edges=cfg.num_edges)
+    q1u = float(q1_upper(cp, n_c, c, mu=cfg.mu, torque_scale=1.0 / size,
+                         directions=jnp.asarray(wrench_directions(cfg.num_directions), x.dtype)))
+    q1l = float(_lower_bound(cp, n_c, c, jnp.asarray(1.0 / size, x.dtype), mu=cfg.mu,
+                             k_contacts=min(16, hand.num_contacts)))
+    return {"q1_generalized": float(q1g), "q1_upper": q1u, "q1_lower": q1l}
