@@ -7,13 +7,14 @@ for the grasps that are returned.
 
 Cost. The device part (posing, distances, hull tests) is one compiled call per hand and padded
 object size. On a large scan most of the work is the exact signed distance of the hand's ~2k
-surface samples to ~16k triangles, so samples are first measured against the decimated mesh the
-optimizer uses (:func:`evaluation_mesh`) and only the ``num_near`` nearest are measured on the
+surface samples to ~16k triangles, so samples are first measured against a decimated mesh
+(:func:`screening_mesh`: 1,024 or 2,048 faces) and only the ``num_near`` nearest are measured on the
 full mesh. That is exact as long as every other sample is farther from the decimated surface
 than the two surfaces are apart (``hausdorff``, measured when the decimated mesh is built) plus
 the contact tolerance: such a sample can neither touch the full surface nor have a different
 inside/outside status (it would have to lie between the two surfaces). When more samples are that
-close, all samples are measured on the full mesh.
+close, or a sample is deeper inside than that (its depth would only be known to the tolerance),
+all samples are measured on the full mesh.
 """
 
 from __future__ import annotations
@@ -41,9 +42,19 @@ def object_trimesh(obj: Object) -> trimesh.Trimesh:
     return trimesh.Trimesh(np.asarray(obj.vertices, np.float64)[vmask], faces, process=False)
 
 
-# Faces of the decimated mesh that pre-screens hand samples: fine enough that the two surfaces
-# are a few millimetres apart on the scans (the optimizer's own mesh is coarser).
-SCREEN_FACES = 1024
+# Faces of the decimated mesh that pre-screens hand samples, coarsest first: the first whose
+# surface is within SCREEN_TOLERANCE of the full one is used (the optimizer's own mesh is coarser).
+SCREEN_FACES = (1024, 2048)
+SCREEN_TOLERANCE = 0.002
+
+
+def screening_mesh(tm: trimesh.Trimesh, obj: Object) -> tuple[Object, float] | None:
+    """The pre-screening mesh of :func:`evaluate` (see :data:`SCREEN_FACES`), or None."""
+    for faces in SCREEN_FACES:
+        em = evaluation_mesh(tm, obj, faces)
+        if em is None or em[1] <= SCREEN_TOLERANCE:
+            return em
+    return em
 
 
 def evaluation_points(tm: trimesh.Trimesh) -> np.ndarray:
@@ -101,7 +112,10 @@ def _device(hand: HandModel, obj: Object, coarse: Object | None, x, eval_points,
     else:
         d_coarse, n_coarse = signed_distance(coarse, posed.sample_pos + com, exact=False)
         neg, near = jax.lax.top_k(-jnp.abs(d_coarse), num_near + 1)
-        kth = -neg[-1]  # distance of the nearest sample left out
+        # Screening holds while the nearest sample left out is farther than the tolerance and no
+        # sample is deeper inside (a deep sample's depth would only be known to the tolerance):
+        # a deep sample makes this negative.
+        kth = jnp.where(jnp.min(d_coarse) < neg[-1], -jnp.inf, -neg[-1])
         d_near, n_near = signed_distance(obj, posed.sample_pos[near[:-1]] + com)
         d_s = d_coarse.at[near[:-1]].set(d_near)
         n_s = n_coarse.at[near[:-1]].set(n_near)
@@ -158,7 +172,7 @@ def evaluate(hand: HandModel, obj: Object, config, cfg, tm: trimesh.Trimesh | No
     x = jnp.asarray(config, dtype=hand.body_pos.dtype)
     tm = object_trimesh(obj) if tm is None else tm
     com = np.asarray(obj.center_of_mass, np.float64)
-    coarse = evaluation_mesh(tm, obj, SCREEN_FACES) if screen else None
+    coarse = screening_mesh(tm, obj) if screen else None
     eval_pts = jnp.asarray(evaluation_points(tm) - com, x.dtype)
     num_near = min(num_near, hand.num_samples - 1)
     out = _device(hand, obj, None if coarse is None else coarse[0], x, eval_pts, num_near)

@@ -52,7 +52,7 @@ def _write_json(path: Path, data: dict) -> None:
 
 
 def plan_object(mesh, name: str, out: Path, hand, cfg, *, num_grasps: int, units: str, pictures: bool,
-                source: str, progress=None) -> dict:
+                source: str, progress=None, time_budget: float | None = None) -> dict:
     """Plan one object and write its JSON (and pictures); returns the summary row."""
     import trimesh
 
@@ -61,7 +61,8 @@ def plan_object(mesh, name: str, out: Path, hand, cfg, *, num_grasps: int, units
     from jaxgrasp.render import hand_scene, plot_hand
 
     t0 = time.perf_counter()
-    results = plan_grasps(mesh, hand, num_grasps=num_grasps, config=cfg, units=units, progress=progress)
+    results = plan_grasps(mesh, hand, num_grasps=num_grasps, config=cfg, units=units, progress=progress,
+                          time_budget=time_budget)
     best = results[0]
     grasps = [grasp_to_dict(r) for r in results]
     for g in grasps:
@@ -116,12 +117,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--starts", type=int, default=PlanConfig.num_starts, help="parallel starts per object")
     ap.add_argument("--steps", type=int, default=PlanConfig.steps, help="optimizer steps")
     ap.add_argument("--units", default="m", choices=["m", "cm", "mm"], help="unit of the mesh files")
+    ap.add_argument("--budget", type=float, default=None,
+                    help="anytime planning: seconds per object (restarts while time is left)")
+    ap.add_argument("--refine-steps", type=int, default=0, help="SDP lower-bound refinement steps (0: off)")
     ap.add_argument("--no-pictures", action="store_true", help="skip the PNG and GLB")
     args = ap.parse_args(argv)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = PlanConfig(num_starts=max(args.starts, args.grasps), steps=args.steps, seed=args.seed)
+    cfg = PlanConfig(num_starts=max(args.starts, args.grasps), steps=args.steps, seed=args.seed,
+                     refine_steps=args.refine_steps)
     hand = load_hand(args.hand)
     if args.paths:
         jobs = [(f.stem, str(f), str(f)) for f in collect_meshes(args.paths)]
@@ -146,10 +151,12 @@ def main(argv: list[str] | None = None) -> int:
         bar.set_postfix_str(name)
         try:
             def progress(step, terms, name=name):
-                bar.set_postfix_str(f"{name} step {step}/{cfg.steps} loss {float(terms['total'].min()):.3f}")
+                total = f"/{cfg.steps}" if args.budget is None else ""
+                bar.set_postfix_str(f"{name} step {step}{total} loss {float(terms['total'].min()):.3f}")
 
             rows.append(plan_object(mesh, name, out, hand, cfg, num_grasps=args.grasps, units=args.units,
-                                    pictures=not args.no_pictures, source=source, progress=progress))
+                                    pictures=not args.no_pictures, source=source, progress=progress,
+                                    time_budget=args.budget))
             r = rows[-1]
             bar.write(f"{name}: valid={r['valid']} Q1={r['q1']:.4f} penetration={r['penetration_mm']:.2f} mm "
                       f"-> {target}")

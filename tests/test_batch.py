@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import numpy as np
 import trimesh
 
 from jaxgrasp.batch import grasp_diversity, plan_batch
 from jaxgrasp.hand import load_hand
-from jaxgrasp.planner import PlanConfig, as_object, evaluate, face_bucket, initial_configs, make_scene, optimize
+from jaxgrasp.planner import (
+    PlanConfig,
+    as_object,
+    evaluate,
+    initial_configs,
+    plan_grasps,
+    rank_key,
+)
 
 CFG = PlanConfig(num_starts=4, steps=25, seed=3)
 
@@ -23,26 +32,21 @@ def _objects():
     return [sphere, tube, box]
 
 
-def test_plan_batch_matches_one_object_batches_in_input_order():
+def test_plan_batch_groups_by_watertightness_and_keeps_input_order():
     hand = load_hand("shadow")
-    meshes = _objects()
-    assert [as_object(m)[0].watertight.item() for m in meshes] == [True, False, True]
-    together = plan_batch(meshes, hand, num_grasps=2, config=CFG)
-    assert len(together) == 3 and all(len(r) == 2 for r in together)
-    for i, m in enumerate(meshes):
-        # plan_batch draws each object's starts from split keys, so compare with the same key:
-        # re-plan object i alone with the key it had in the batch.
-        key = jax.random.split(jax.random.PRNGKey(CFG.seed), 3)[i]
-        obj, _, tm = as_object(m)
-        scene = make_scene(obj, tm, CFG, pad_faces=face_bucket(min(len(tm.faces), CFG.opt_faces)))
-        x0 = initial_configs(hand, float(obj.size), CFG.num_starts, key, opening=CFG.opening, standoff=CFG.standoff)
-        x, _ = optimize(hand, scene, x0, CFG)
-        got = np.stack([r.config for r in together[i]])
-        # Each returned grasp is one of the starts optimized alone (vmap = the same computation).
-        dist = np.min(np.abs(got[:, None, :] - np.asarray(x)[None]).max(-1), axis=1)
-        assert np.all(dist < 1e-4), dist
-        assert together[i][0].metrics.keys() >= {"q1", "q1_generalized", "q1_upper", "valid"}
-        d = grasp_diversity(together[i])
+    meshes = _objects()[:2]
+    assert [as_object(m)[0].watertight.item() for m in meshes] == [True, False]
+    results = plan_batch(meshes, hand, num_grasps=2, config=CFG)
+    assert len(results) == 2 and all(len(r) == 2 for r in results)
+    for m, rs in zip(meshes, results):
+        v = as_object(m)[2].vertices  # after the loader's repairs (unused vertices dropped)
+        for r in rs:
+            # Each object's grasps come back with its own mesh (input frame), best first.
+            assert r.object_vertices.shape == v.shape
+            assert np.allclose(np.sort(r.object_vertices, 0), np.sort(v, 0), atol=1e-6)
+            assert r.metrics.keys() >= {"q1", "q1_generalized", "q1_upper", "q1_lower", "valid"}
+        assert rank_key(rs[0].metrics) <= rank_key(rs[1].metrics)
+        d = grasp_diversity(rs)
         assert d["rotation_deg"] > 0 and d["translation_mm"] > 0
 
 
@@ -50,12 +54,35 @@ def test_screened_evaluation_equals_full_evaluation_on_a_large_mesh():
     hand = load_hand("shadow")
     mesh = trimesh.creation.icosphere(subdivisions=5, radius=0.04)  # 20,480 faces: screened
     obj, _, tm = as_object(mesh)
-    cfg = CFG  # same settings and padded size as above: one compiled step
-    x0 = initial_configs(hand, float(obj.size), cfg.num_starts, jax.random.PRNGKey(1), opening=0.1, standoff=0.015)
-    x, _ = optimize(hand, make_scene(obj, tm, cfg, pad_faces=face_bucket(min(len(tm.faces), CFG.opt_faces))), x0, cfg)
-    for xi in np.asarray(x):
-        a = evaluate(hand, obj, xi, cfg, tm, extras=False)
-        b = evaluate(hand, obj, xi, cfg, tm, extras=False, screen=False)
+    # Hands from 1 cm outside to 2 cm inside the bounding sphere: no contact, touching, deep.
+    xs = [np.asarray(initial_configs(hand, float(obj.size), 2, jax.random.PRNGKey(1), opening=0.3,
+                                     standoff=s)) for s in (0.01, 0.0, -0.005, -0.02)]
+    for xi in np.concatenate(xs):
+        a = evaluate(hand, obj, xi, CFG, tm, extras=False)
+        b = evaluate(hand, obj, xi, CFG, tm, extras=False, screen=False)
         for k in ("q1", "penetration_mm", "self_penetration_mm", "num_contacts", "valid"):
             assert np.isclose(a[k], b[k], rtol=1e-9, atol=1e-9), (k, a[k], b[k])
-    assert tm.metadata["jaxgrasp_eval_mesh_1024"] is not None
+    assert tm.metadata["jaxgrasp_eval_mesh_1024"] is not None  # screened
+    assert max(evaluate(hand, obj, xi, CFG, tm, extras=False)["penetration_mm"] for xi in xs[-1]) > 5.0
+
+
+def test_anytime_budget_runs_one_chunk_then_stops():
+    hand = load_hand("shadow")
+    sphere = _objects()[0]
+    r = plan_grasps(sphere, hand, config=CFG, time_budget=1e-3)[0]
+    # The budget is spent before the first chunk ends: exactly one chunk and its evaluations.
+    assert r.metrics["steps"] == CFG.eval_every and r.metrics["evaluations"] == CFG.eval_top
+    assert len(r.starts) == CFG.eval_top
+
+
+def test_sdp_refinement_reports_certified_bounds_and_never_ranks_worse():
+    hand = load_hand("shadow")
+    box = _objects()[2]
+    plain = plan_grasps(box, hand, config=CFG)[0]
+    refined = plan_grasps(box, hand, config=dataclasses.replace(CFG, refine_steps=5))[0]
+    assert rank_key(refined.metrics) <= rank_key(plain.metrics)
+    for r in (plain, refined):
+        m = r.metrics
+        # The SDP certificate is a lower bound of the generalized Q1 (with fewer contacts, even
+        # lower), and the closed-form bound an upper one.
+        assert m["q1_lower"] <= m["q1_generalized"] + 1e-6 <= m["q1_upper"] + 2e-6
