@@ -180,51 +180,5 @@ def mean(rows: list[dict], key: str, where=None) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
-# ----------------------------------------------------------------------------------------------
-# Planning at a time budget (jaxgrasp side; the baseline has its own anytime loop)
-# ----------------------------------------------------------------------------------------------
-
-
-def jaxgrasp_anytime(hand, obj, report, tm, budget: float, cfg, eval_every: int = 50, eval_top: int = 4):
-    """jaxgrasp.plan as an anytime planner (as ``benchmarks/plan.py``): rounds of ``cfg.steps``
-    Adam steps on ``cfg.num_starts`` starts, new seeds each round, until ``budget`` seconds are
-    spent; every ``eval_every`` steps the ``eval_top`` lowest-loss starts are evaluated exactly.
-    At least one evaluation happens. Returns the best :class:`jaxgrasp.planner.GraspResult`
-    (``metrics["time_to_first_valid_s"]`` added)."""
-    import jax
-
-    from jaxgrasp.planner import (evaluate, initial_configs, make_adam, make_result, make_scene, rank_key,
-                                  run_steps, select_active, variable_scale)
-
-    t0 = time.perf_counter()
-    scene = make_scene(obj, tm, cfg)
-    scale = variable_scale(hand, cfg)
-    best, best_x, first_valid = None, None, None
-    seed = cfg.seed
-    while best is None or time.perf_counter() - t0 < budget:
-        x0 = initial_configs(hand, float(obj.size), cfg.num_starts, jax.random.PRNGKey(seed),
-                             opening=cfg.opening, standoff=cfg.standoff)
-        y = x0 / scale
-        state = make_adam(cfg).init(y)
-        done = 0
-        while done < cfg.steps and (best is None or time.perf_counter() - t0 < budget):
-            si, oi = select_active(hand, scene, y, cfg)
-            y, state, total, _ = run_steps(hand, scene, y, state, si, oi, cfg, 25)
-            done += 25
-            if done % eval_every == 0 or done >= cfg.steps:
-                xs = np.asarray(y * scale)[np.argsort(np.asarray(total))[:eval_top]]
-                for xi in xs:
-                    m = evaluate(hand, obj, xi, cfg, tm, extras=False)
-                    if best is None or rank_key(m) < rank_key(best):
-                        best, best_x = m, xi
-                    if first_valid is None and m["valid"]:
-                        first_valid = time.perf_counter() - t0
-        seed += 1
-    elapsed = time.perf_counter() - t0
-    res = make_result(hand, obj, report, tm, best_x, best, [], elapsed, cfg)
-    res.metrics["time_to_first_valid_s"] = first_valid
-    return res
-
-
 def config_dict(cfg) -> dict:
     return {k: (dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v) for k, v in dataclasses.asdict(cfg).items()}

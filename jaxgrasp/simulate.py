@@ -3,7 +3,8 @@
 ``python -m jaxgrasp.simulate GRASP_JSON_OR_FOLDER... [--protocol dexgraspbench|gravity6] [--out FILE]``
 or :func:`simulate_grasp` / :func:`simulate_many` from Python.
 
-Scene (built with ``mujoco.MjSpec`` from the hand's own MJCF or URDF, :func:`build_scene`):
+Scene (:mod:`jaxgrasp.sim_scene`: built with ``mujoco.MjSpec`` from the hand's own MJCF or URDF,
+:func:`build_scene`):
 
 * **hand**: the hand file as written (joint equalities, tendons, contact exclusions kept); its root
   body is *fixed* at the grasp's palm pose (the grasp JSON's ``palm_pose`` places the root body in
@@ -53,6 +54,26 @@ their outward normals at the grasp configuration (:func:`closing_signs`; joints 
 sideways, like finger spread, are not squeezed). A squeeze that large cannot close fingers that
 are far from the object onto it, so a grasp without contact still fails.
 
+Initial penetration, MuJoCo against the planner. MuJoCo measures the hand's real collision
+geoms (true capsules, spheres, boxes) against the object's convex pieces; the planner's exact
+evaluation measures its *annotation* of the hand (2,048 surface samples of the primitives
+tessellated with 8 segments, link hulls) against the full mesh, both ways on samples. Measured on
+the eight grasps of experiments/results/a with ``experiments/penetration_check.py`` (depth of a
+64-segment tessellation of each geom, 8,000 samples): on the convex procedural objects (one piece,
+the mesh itself) MuJoCo's depth is the real geoms' depth within 0.1 mm for most contacts
+(superellipsoid 0.36 / 0.41 / 0.24 mm, true 0.36 / 0.41 / 0.25), up to 0.3 mm deeper for some
+box-mesh contacts (box: 0.51, true 0.20); the planner reads less because (a) an 8-segment capsule
+or sphere lies up to ~7% of its radius (0.5-0.7 mm on the Shadow Hand's 9-10.5 mm links) inside
+the true one (thhub sphere: 0.41 mm deep, its tessellation 0.11 mm short of the surface), and (b)
+a box corner can fall between samples (cylinder: a corner of the lfmetacarpal box is 1.85 mm deep,
+MuJoCo 1.95 mm, yet no hand sample is inside and the object's 2,000 samples reach 0.16 mm into the
+box, whose own samples are ~6 mm apart). On scans the CoACD pieces (2,000-face decimation,
+threshold 0.05) stand out of the scan by up to 6.3 mm (95th percentile 3.1 mm; cracker box, 2
+pieces), so MuJoCo's 2.17 mm (rfdistal against a piece, whose true depth in that piece is 2.17 mm)
+is 0.40 mm against the scan itself. None of this is a bug of the scene; (a) and (b) are blind
+spots of the planner's sampled evaluation (it can call a grasp valid whose real geoms penetrate by
+up to ~2 mm), and the pieces make scans look thicker to the simulation.
+
 MJX: not used and not measured. ``mujoco.mjx`` is not installed on the development machine (a
 2-core CPU without GPU); the C engine simulates one grasp (six directions of 0.4 s squeeze + 2 s push, 600
 steps of 4 ms each) in about 0.5 s there, so a batch is a loop (``simulate_many``, one tqdm bar,
@@ -63,21 +84,34 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import os
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import mujoco
 import numpy as np
 import trimesh
 
+from jaxgrasp.sim_scene import (
+    Scene,
+    build_scene,
+    closing_signs,
+    convex_pieces,
+    ctrl_for,
+    penetrations,
+    squeeze_angles,
+)
+
+__all__ = [
+    "DIRECTIONS", "DirectionResult", "Scene", "SimConfig", "SimResult", "build_scene", "closing_signs",
+    "collect_grasp_files", "convex_pieces", "main", "object_mesh_of", "read_grasps", "simulate_grasp",
+    "simulate_many", "simulate_scene", "squeeze_angles", "summary_table",
+]
+
 DIRECTIONS = (("+x", (1, 0, 0)), ("-x", (-1, 0, 0)), ("+y", (0, 1, 0)), ("-y", (0, -1, 0)),
               ("+z", (0, 0, 1)), ("-z", (0, 0, -1)))
-_OBJECT = "jaxgrasp_object"
 _CHECK_EVERY = 0.1  # seconds between pose checks during a direction's push
 
 
@@ -249,249 +283,6 @@ def object_mesh_of(grasp: dict) -> trimesh.Trimesh:
     return m
 
 
-def _cache_dir() -> Path:
-    env = os.environ.get("JAXGRASP_CACHE")
-    return (Path(env) if env else Path.home() / ".cache" / "jaxgrasp") / "coacd"
-
-
-def convex_pieces(mesh: trimesh.Trimesh, *, threshold: float = 0.05, max_pieces: int = 32,
-                  max_faces: int = 2000, cache: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Convex pieces ``[(vertices (V, 3), faces (F, 3))]`` of a mesh, in its frame.
-
-    A convex mesh is its own single piece; otherwise CoACD (Wei et al. 2022) decomposes it, the
-    result cached by a hash of the mesh and the settings. Meshes over ``max_faces`` are
-    decimated first (CoACD takes about a minute on a 2,000-face scan on a 2-core CPU, far longer
-    on the 16k-face original; its MCTS search is also run lighter than its defaults). Without the ``coacd`` package the
-    convex hull is used, with a warning (grasps inside concavities then look penetrating).
-    """
-    v = np.asarray(mesh.vertices, np.float64)
-    f = np.asarray(mesh.faces, np.int64)
-    if mesh.is_convex or len(f) <= 4:
-        return [(v, f)]
-    key = hashlib.sha256(v.tobytes() + f.tobytes() + f"{threshold}/{max_pieces}/{max_faces}".encode()).hexdigest()[:20]
-    file = _cache_dir() / f"{key}.npz"
-    if cache and file.is_file():
-        z = np.load(file)
-        return [(z[f"v{i}"], z[f"f{i}"]) for i in range(int(z["n"]))]
-    try:
-        import coacd
-    except ImportError:
-        warnings.warn("coacd is not installed: the object is simulated as its convex hull "
-                      "(pip install coacd for a convex decomposition)", stacklevel=2)
-        h = mesh.convex_hull
-        return [(np.asarray(h.vertices), np.asarray(h.faces))]
-    coacd.set_log_level("error")
-    if len(f) > max_faces:
-        dm = mesh.simplify_quadric_decimation(face_count=max_faces)
-        v, f = np.asarray(dm.vertices, np.float64), np.asarray(dm.faces, np.int64)
-    parts = coacd.run_coacd(coacd.Mesh(v, f), threshold=threshold, max_convex_hull=max_pieces, seed=0,
-                            mcts_iterations=60, mcts_nodes=10, preprocess_resolution=30, resolution=1000)
-    pieces = [(np.asarray(pv, np.float64), np.asarray(pf, np.int64)) for pv, pf in parts]
-    if cache:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_suffix(".tmp.npz")
-        np.savez(tmp, n=len(pieces), **{f"v{i}": p[0] for i, p in enumerate(pieces)},
-                 **{f"f{i}": p[1] for i, p in enumerate(pieces)})
-        os.replace(tmp, file)
-    return pieces
-
-
-# ----------------------------------------------------------------------------------------------
-# Squeeze direction
-# ----------------------------------------------------------------------------------------------
-
-
-def closing_signs(hand, q: np.ndarray, min_ratio: float = 0.3) -> np.ndarray:
-    """Closing direction of every independent joint at joint angles ``q (J,)``: +1, -1 or 0.
-
-    A joint closes in the direction that moves the contact candidates it carries along their
-    outward normals (towards what the pads face): ``s_i = sign(sum_c n_c . dp_c/dq_i)``. Joints
-    whose pads mostly move sideways (``|sum| < min_ratio * sum |.|``, e.g. finger spread) get 0.
-
-    Returns:
-        ``(I,)`` float array over ``hand.independent``.
-    """
-    import jax
-    import jax.numpy as jnp
-
-    from jaxgrasp.kinematics import couple, forward_kinematics
-
-    idx = np.asarray(hand.independent)
-    dtype = hand.body_pos.dtype
-
-    def pads(qi):
-        T = forward_kinematics(hand, couple(hand, qi))[hand.contact_body]
-        return jnp.einsum("cij,cj->ci", T[:, :3, :3], hand.contact_pos) + T[:, :3, 3]
-
-    qi = jnp.asarray(np.asarray(q)[idx], dtype)
-    J = np.asarray(jax.jacfwd(pads)(qi), np.float64)  # (C, 3, I)
-    T = np.asarray(forward_kinematics(hand, couple(hand, qi)), np.float64)[np.asarray(hand.contact_body)]
-    n = np.einsum("cij,cj->ci", T[:, :3, :3], np.asarray(hand.contact_normal, np.float64))
-    along = np.einsum("ci,cik->ck", n, J)  # (C, I) normal speed of each pad per joint
-    s, total = along.sum(0), np.abs(along).sum(0)
-    return np.where(np.abs(s) >= min_ratio * np.maximum(total, 1e-12), np.sign(s), 0.0)
-
-
-def squeeze_angles(hand, q: np.ndarray, squeeze: float) -> np.ndarray:
-    """Joint angles ``(J,)``: the independent joints moved by ``squeeze`` of their range in their
-    closing direction (clipped to the limits), the dependent ones through the couplings."""
-    from jaxgrasp.kinematics import couple
-
-    idx = np.asarray(hand.independent)
-    lo, hi = np.asarray(hand.joint_lower, np.float64)[idx], np.asarray(hand.joint_upper, np.float64)[idx]
-    qi = np.asarray(q, np.float64)[idx] + closing_signs(hand, q) * squeeze * (hi - lo)
-    qi = np.clip(qi, lo, hi)
-    return np.asarray(couple(hand, np.asarray(qi, np.asarray(hand.joint_ref).dtype)), np.float64)
-
-
-# ----------------------------------------------------------------------------------------------
-# Scene
-# ----------------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class Scene:
-    """A compiled simulation scene (host objects; not a pytree)."""
-
-    model: mujoco.MjModel
-    hand_qadr: np.ndarray  # (J,) qpos address of every hand joint, hand.joint_names order
-    object_body: int
-    object_qadr: int  # qpos address of the object's free joint
-    object_geoms: np.ndarray  # geom ids of the object
-    hand_geoms: np.ndarray  # geom ids of the hand
-    mass: float
-    num_pieces: int
-
-
-def _hand_spec(hand) -> mujoco.MjSpec:
-    from jaxgrasp.hand import _urdf_to_xml_string
-
-    path = Path(hand.path)
-    head = path.read_bytes()[:4096].decode("utf-8", errors="replace")
-    if path.suffix.lower() == ".urdf" or "<robot" in head:
-        return mujoco.MjSpec.from_string(_urdf_to_xml_string(path))
-    return mujoco.MjSpec.from_file(str(path))
-
-
-def build_scene(hand, pieces: list[tuple[np.ndarray, np.ndarray]], T_world_palm: np.ndarray,
-                center_of_mass: np.ndarray, cfg: SimConfig) -> Scene:
-    """Compile the hand (root fixed at ``T_world_palm``) and the free object.
-
-    Args:
-        hand: the :class:`jaxgrasp.hand.HandModel` (its file is read again with MjSpec).
-        pieces: convex pieces of the object in the world (object input) frame, metres.
-        T_world_palm: ``(4, 4)`` pose of the hand's root body.
-        center_of_mass: ``(3,)`` where the object's body frame is put (world frame).
-        cfg: settings.
-    """
-    spec = _hand_spec(hand)
-    spec.option.timestep = cfg.timestep
-    spec.option.impratio = 10.0
-    spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
-    spec.option.cone = mujoco.mjtCone.mjCONE_ELLIPTIC
-    spec.option.noslip_iterations = 2
-    spec.option.gravity = [0.0, 0.0, 0.0]  # set per phase (gravity6) on the compiled model
-
-    root = spec.body(hand.body_names[0])
-    if root is None:
-        raise ValueError(f"{hand.path}: root body {hand.body_names[0]!r} not found by MjSpec")
-    # The root's parent is static (no joint above the hand's root): its world pose at qpos0.
-    T_w_parent = np.eye(4)
-    if root.parent is not None and root.parent.name != "world":
-        m0 = spec.compile()
-        d0 = mujoco.MjData(m0)
-        mujoco.mj_kinematics(m0, d0)
-        pid = mujoco.mj_name2id(m0, mujoco.mjtObj.mjOBJ_BODY, root.parent.name)
-        T_w_parent[:3, :3] = d0.xmat[pid].reshape(3, 3)
-        T_w_parent[:3, 3] = d0.xpos[pid]
-    T = np.linalg.inv(T_w_parent) @ np.asarray(T_world_palm, np.float64)
-    quat = np.zeros(4)
-    mujoco.mju_mat2Quat(quat, np.ascontiguousarray(T[:3, :3]).flatten())
-    root.pos, root.quat = T[:3, 3], quat
-    for b in spec.bodies:
-        if b.name in hand.body_names:
-            b.gravcomp = 1.0  # the hand holds itself (matters only for gravity6)
-
-    # Position actuators: the file's (gains overridden on request) or one per independent joint.
-    if len(spec.actuators) == 0:
-        for j in hand.independent:
-            name = hand.joint_names[j]
-            a = spec.add_actuator(name=f"jaxgrasp_{name}", target=name, trntype=mujoco.mjtTrn.mjTRN_JOINT)
-            a.set_to_position(kp=cfg.kp or 5.0)
-            a.ctrllimited = True
-            a.ctrlrange = [float(hand.joint_lower[j]), float(hand.joint_upper[j])]
-    for a in spec.actuators:
-        if cfg.kp is not None:
-            a.gainprm[0] = cfg.kp
-            a.biasprm[1] = -cfg.kp
-        if cfg.force_limit is not None:
-            a.forcelimited = True
-            a.forcerange = [-cfg.force_limit, cfg.force_limit]
-
-    body = spec.worldbody.add_body(name=_OBJECT, pos=np.asarray(center_of_mass, np.float64))
-    body.add_freejoint(name=f"{_OBJECT}_free")
-    com = np.asarray(center_of_mass, np.float64)
-    volume = sum(abs(trimesh.Trimesh(v, f, process=False).convex_hull.volume) for v, f in pieces)
-    density = cfg.object_density if cfg.object_mass is None else cfg.object_mass / max(volume, 1e-12)
-    for i, (v, f) in enumerate(pieces):
-        spec.add_mesh(name=f"{_OBJECT}_piece{i}", uservert=(v - com).astype(np.float32).flatten(),
-                      userface=np.asarray(f, np.int32).flatten())
-        body.add_geom(name=f"{_OBJECT}_geom{i}", type=mujoco.mjtGeom.mjGEOM_MESH, meshname=f"{_OBJECT}_piece{i}",
-                      density=density, contype=1, conaffinity=1)
-    for g in spec.geoms:
-        g.friction = [cfg.friction, cfg.torsional_friction, 0.0001]
-        g.condim = 4
-        # DexGraspBench's stiff contacts: large forces at small penetrations.
-        g.solref = [0.005, 1.0]
-        g.solimp = [0.5, 0.99, 0.0001, 0.5, 2.0]
-        g.margin, g.gap = 0.0, 0.0
-
-    model = spec.compile()
-    jid = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, n) for n in hand.joint_names]
-    if min(jid) < 0:
-        raise ValueError(f"{hand.path}: a hand joint is missing from the compiled scene")
-    obj = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, _OBJECT)
-    geom_body = np.asarray(model.geom_bodyid)
-    hand_bodies = {mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, n) for n in hand.body_names}
-    return Scene(
-        model=model,
-        hand_qadr=np.asarray(model.jnt_qposadr[jid]),
-        object_body=obj,
-        object_qadr=int(model.jnt_qposadr[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, f"{_OBJECT}_free")]),
-        object_geoms=np.nonzero(geom_body == obj)[0],
-        hand_geoms=np.nonzero(np.isin(geom_body, list(hand_bodies)))[0],
-        mass=float(model.body_subtreemass[obj]),
-        num_pieces=len(pieces),
-    )
-
-
-def _ctrl_for(scene: Scene, q: np.ndarray) -> np.ndarray:
-    """Actuator targets that hold joint angles ``q (J,)``: each actuator's transmission length at
-    ``q`` (so joint, tendon and geared transmissions all work), clipped to its control range."""
-    m = scene.model
-    d = mujoco.MjData(m)
-    d.qpos[scene.hand_qadr] = q
-    mujoco.mj_fwdPosition(m, d)
-    ctrl = np.array(d.actuator_length, np.float64)
-    lim = np.asarray(m.actuator_ctrllimited, bool)
-    rng = np.asarray(m.actuator_ctrlrange)
-    ctrl[lim] = np.clip(ctrl[lim], rng[lim, 0], rng[lim, 1])
-    return ctrl
-
-
-def _penetrations(scene: Scene, d: mujoco.MjData) -> tuple[float, float, int]:
-    """Deepest hand-object and hand-hand penetration [m] and the hand-object contact count."""
-    obj, hand = set(scene.object_geoms.tolist()), set(scene.hand_geoms.tolist())
-    ho, hh, n = 0.0, 0.0, 0
-    for c in d.contact[: d.ncon]:
-        g1, g2 = int(c.geom1), int(c.geom2)
-        if (g1 in obj) != (g2 in obj) and (g1 in hand or g2 in hand):
-            ho, n = max(ho, -float(c.dist)), n + 1
-        elif g1 in hand and g2 in hand:
-            hh = max(hh, -float(c.dist))
-    return ho, hh, n
-
-
 def _reset(scene: Scene, d: mujoco.MjData, q: np.ndarray, ctrl: np.ndarray, x0: np.ndarray) -> None:
     mujoco.mj_resetData(scene.model, d)
     d.qpos[scene.hand_qadr] = q
@@ -524,9 +315,9 @@ def simulate_scene(scene: Scene, q_grasp: np.ndarray, q_squeeze: np.ndarray, cfg
     x0 = np.zeros(7)
     x0[:3] = m.body_pos[scene.object_body]
     x0[3] = 1.0
-    c_grasp, c_squeeze = _ctrl_for(scene, q_grasp), _ctrl_for(scene, q_squeeze)
+    c_grasp, c_squeeze = ctrl_for(scene, q_grasp), ctrl_for(scene, q_squeeze)
     _reset(scene, d, q_grasp, c_grasp, x0)
-    ho, hh, ncon = _penetrations(scene, d)
+    ho, hh, ncon = penetrations(scene, d)
     out = {"initial_penetration_mm": ho * 1e3, "self_penetration_mm": hh * 1e3, "initial_contacts": ncon,
            "directions": []}
     if ho > cfg.max_initial_penetration:
