@@ -15,6 +15,7 @@ Public API (explicit re-exports):
 * losses: :class:`LossWeights`, :func:`loss_q1`, :func:`loss_collision`,
   :func:`loss_object_in_hull`, :func:`loss_self_collision`, :func:`loss_guide`, :func:`combine`
 * planning: :func:`plan`, :func:`plan_grasps`, :class:`PlanConfig`, :class:`GraspResult`
+* learning: :func:`predict`, :class:`Prediction` (training: ``python -m jaxgrasp.train``)
 * simulation: :func:`simulate_grasp`, :func:`simulate_many`, :class:`SimConfig`, :class:`SimResult`
 """
 
@@ -42,6 +43,7 @@ from jaxgrasp.losses import (
 )
 from jaxgrasp.objects import LoadReport, Object, load_object, make_object
 from jaxgrasp.planner import GraspResult, PlanConfig, plan, plan_grasps
+from jaxgrasp.predict import Prediction, predict
 from jaxgrasp.quality import (
     QualityConfig,
     characteristic_length,
@@ -92,6 +94,8 @@ __all__ = [
     "make_object",
     "plan",
     "plan_grasps",
+    "Prediction",
+    "predict",
     "signed_distance",
     "winding_number",
     "HandLoadError",

@@ -78,6 +78,57 @@ def so3_exp(rotvec: jnp.ndarray) -> jnp.ndarray:
     return eye + a[..., None, None] * K + b[..., None, None] * (K @ K)
 
 
+def so3_log(R: jnp.ndarray) -> jnp.ndarray:
+    """Logarithm map from a rotation matrix to a rotation vector (angle in ``[0, pi]``).
+
+    ``theta = atan2(|w|, c)`` with ``w = vee(R - R^T) / 2 = sin(theta) axis`` and ``c = (tr R -
+    1) / 2 = cos(theta)``; the vector is ``theta / sin(theta) * w``. Three regimes:
+
+    * small angles (``|w|^2 < 1e-6`` and ``c > 0``): ``theta / sin(theta) = 1 + theta^2 / 6 +
+      O(theta^4)`` with ``theta^2 ~ |w|^2``; no division, smooth (finite gradients) at the
+      identity;
+    * near ``pi`` (``c < 0`` and ``sin(theta) < 0.5``): ``w`` no longer fixes the axis well, so
+      the axis comes from the symmetric part ``(R + R^T) / 2 - c I = (1 - c) a a^T``: the column
+      with the largest diagonal, normalised, its sign taken from ``w`` (at exactly ``pi`` either
+      sign is correct);
+    * otherwise the closed form.
+
+    Every branch is evaluated on safe inputs (double ``where``), so neither value nor gradient
+    sees 0/0.
+
+    Args:
+        R: rotation matrices, shape ``(..., 3, 3)``.
+
+    Returns:
+        Rotation vectors, shape ``(..., 3)``; ``so3_exp(so3_log(R)) == R``.
+    """
+    w = 0.5 * jnp.stack([R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0],
+                         R[..., 1, 0] - R[..., 0, 1]], -1)
+    c = jnp.clip(0.5 * (R[..., 0, 0] + R[..., 1, 1] + R[..., 2, 2] - 1.0), -1.0, 1.0)
+    s_sq = jnp.sum(w * w, -1)
+    small = (s_sq < _SMALL_ANGLE_SQ) & (c > 0)
+    near_pi = (c < 0) & (s_sq < 0.25)
+    # Generic branch: |w| under a sqrt, evaluated at a safe 1.0 where it could be 0.
+    safe_s_sq = jnp.where(small | near_pi, jnp.ones_like(s_sq), s_sq)
+    s = jnp.sqrt(safe_s_sq)
+    theta = jnp.arctan2(s, c)
+    generic = (theta / s)[..., None] * w
+    tiny = (1.0 + s_sq / 6.0)[..., None] * w
+    # Near pi: axis from the symmetric part, B = (1 - c) a a^T with 1 - c >= 1 on this branch.
+    B = 0.5 * (R + jnp.swapaxes(R, -1, -2)) - c[..., None, None] * jnp.eye(3, dtype=R.dtype)
+    k = jnp.argmax(jnp.stack([B[..., 0, 0], B[..., 1, 1], B[..., 2, 2]], -1), -1)
+    col = jnp.take_along_axis(B, k[..., None, None], axis=-1)[..., 0]  # (..., 3) = (1 - c) a_k a
+    col_sq = jnp.sum(col * col, -1)
+    # |col| = (1 - c) |a_k| >= sqrt(1/3) on this branch; the safe value only matters elsewhere.
+    axis = col / jnp.sqrt(jnp.where(near_pi, col_sq, jnp.ones_like(col_sq)))[..., None]
+    sign = jnp.where(jnp.sum(axis * w, -1) < 0, -1.0, 1.0).astype(R.dtype)
+    # sin(theta) = |w| = sign (axis . w) here: a projection, not a norm, so the gradient stays
+    # finite at exactly pi (where w = 0 and a norm's gradient would be 0/0).
+    theta_pi = jnp.arctan2(sign * jnp.sum(axis * w, -1), c)
+    pi_branch = (sign * theta_pi)[..., None] * axis
+    return jnp.where(small[..., None], tiny, jnp.where(near_pi[..., None], pi_branch, generic))
+
+
 def make_transform(R: jnp.ndarray, t: jnp.ndarray) -> jnp.ndarray:
     """Stack a rotation ``(..., 3, 3)`` and a translation ``(..., 3)`` into ``(..., 4, 4)``."""
     top = jnp.concatenate([R, t[..., :, None]], axis=-1)
