@@ -75,7 +75,7 @@ class PlanConfig:
         q1_bound: the Q1 term of the loss: ``"upper"`` (eq. 3, cheap) or ``"lower"`` (the SOS/SDP
             certificate of eq. 4 over the 16 highest-weight candidates; ~50x costlier per step).
         refine_steps: after the main steps, refine the returned grasps with this many Adam steps
-            on the loss with the SDP lower bound (paper IV.C; 0 = off); a refined grasp replaces
+            on the loss with the SDP lower bound (paper IV.B, eq. 4; 0 = off); a refined grasp replaces
             the original only when its exact evaluation ranks better.
         refine_learning_rate: Adam step of the refinement.
         seed: PRNG seed (initial rolls; anytime rounds use ``seed``, ``seed + 1``, ...).

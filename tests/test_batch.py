@@ -15,6 +15,8 @@ from jaxgrasp.planner import (
     as_object,
     evaluate,
     initial_configs,
+    make_scene,
+    optimize,
     plan_grasps,
     rank_key,
 )
@@ -34,8 +36,9 @@ def _objects():
 
 def test_plan_batch_groups_by_watertightness_and_keeps_input_order():
     hand = load_hand("shadow")
-    meshes = _objects()[:2]
-    assert [as_object(m)[0].watertight.item() for m in meshes] == [True, False]
+    # Open tube first: processing the watertight group first must not reorder the results.
+    meshes = [_objects()[1], _objects()[0]]
+    assert [as_object(m)[0].watertight.item() for m in meshes] == [False, True]
     results = plan_batch(meshes, hand, num_grasps=2, config=CFG)
     assert len(results) == 2 and all(len(r) == 2 for r in results)
     for m, rs in zip(meshes, results):
@@ -46,6 +49,16 @@ def test_plan_batch_groups_by_watertightness_and_keeps_input_order():
             assert np.allclose(np.sort(r.object_vertices, 0), np.sort(v, 0), atol=1e-6)
             assert r.metrics.keys() >= {"q1", "q1_generalized", "q1_upper", "q1_lower", "valid"}
         assert rank_key(rs[0].metrics) <= rank_key(rs[1].metrics)
+    for i, (m, rs) in enumerate(zip(meshes, results)):
+        # The same starts optimized alone (the key plan_batch gives object i): each returned
+        # grasp is one of them (vmap over objects = the same computation, in input order).
+        key = jax.random.split(jax.random.PRNGKey(CFG.seed), len(meshes))[i]
+        obj, _, tm = as_object(m)
+        x0 = initial_configs(hand, float(obj.size), CFG.num_starts, key, opening=CFG.opening, standoff=CFG.standoff)
+        x, _ = optimize(hand, make_scene(obj, tm, CFG, pad_faces=256), x0, CFG)
+        got = np.stack([r.config for r in rs])
+        dist = np.min(np.abs(got[:, None, :] - np.asarray(x)[None]).max(-1), axis=1)
+        assert np.all(dist < 1e-4), dist
         d = grasp_diversity(rs)
         assert d["rotation_deg"] > 0 and d["translation_mm"] > 0
 
