@@ -25,7 +25,8 @@ import jax
 import numpy as np
 
 from jaxgrasp.hand import load_hand
-from jaxgrasp.planner import PlanConfig, as_object, evaluate, initial_configs, make_scene, plan_grasps
+from jaxgrasp.evaluation import compile_evaluation
+from jaxgrasp.planner import PlanConfig, as_object, initial_configs, make_scene, plan_grasps
 from jaxgrasp.procedural import procedural_set
 
 CHECKPOINTS = (5.0,)
@@ -92,9 +93,10 @@ def main() -> None:
         loaded[name] = (obj, tm)
     seen = set()
     for name, (obj, tm) in loaded.items():
-        # Every object: the exact evaluation compiles per (full, decimated) mesh size.
-        evaluate(hand, obj, np.asarray(initial_configs(hand, float(obj.size), 1, jax.random.PRNGKey(0),
-                                                       opening=cfg.opening, standoff=cfg.standoff))[0], cfg, tm)
+        # Every object: the exact evaluation compiles per (full, decimated) mesh size and padded
+        # count of points measured on the full mesh.
+        compile_evaluation(hand, obj, tm, np.asarray(initial_configs(hand, float(obj.size), 1, jax.random.PRNGKey(0),
+                                                                     opening=cfg.opening, standoff=cfg.standoff))[0], cfg)
         key = make_scene(obj, tm, cfg).obj.faces.shape
         if key in seen:
             continue

@@ -43,11 +43,11 @@ def main(argv=None) -> int:
     import jax
     from tqdm import tqdm
 
+    from jaxgrasp.evaluation import compile_evaluation
     from jaxgrasp.hand import load_hand
     from jaxgrasp.planner import (
         PlanConfig,
         as_object,
-        evaluate,
         initial_configs,
         make_scene,
         plan,
@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     for name, (obj, rep, tm) in loaded.items():
         x0 = initial_configs(hand, float(obj.size), 1, jax.random.PRNGKey(0), opening=cfg.opening,
                              standoff=cfg.standoff)
-        evaluate(hand, obj, np.asarray(x0)[0], cfg, tm)
+        compile_evaluation(hand, obj, tm, np.asarray(x0)[0], cfg)
         key = make_scene(obj, tm, cfg).obj.faces.shape
         if key not in seen:
             seen.add(key)

@@ -47,11 +47,11 @@ def main(argv=None) -> int:
     from tqdm import tqdm
 
     from jaxgrasp.baseline import AnnealConfig, anneal_grasps
+    from jaxgrasp.evaluation import compile_evaluation
     from jaxgrasp.hand import load_hand
     from jaxgrasp.planner import (
         PlanConfig,
         as_object,
-        evaluate,
         initial_configs,
         make_scene,
         plan_grasps,
@@ -73,7 +73,7 @@ def main(argv=None) -> int:
         # The exact evaluation compiles per (full, decimated) mesh size: every object once.
         x0 = initial_configs(hand, float(obj.size), 1, jax.random.PRNGKey(0), opening=cfg.opening,
                              standoff=cfg.standoff)
-        evaluate(hand, obj, np.asarray(x0)[0], cfg, tm)
+        compile_evaluation(hand, obj, tm, np.asarray(x0)[0], cfg)
         key = make_scene(obj, tm, cfg).obj.faces.shape
         if key not in seen:  # both planners' steps, once per padded optimization shape
             seen.add(key)

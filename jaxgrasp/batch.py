@@ -20,13 +20,13 @@ from jaxgrasp.planner import (
     as_object,
     evaluate,
     face_bucket,
-    initial_configs,
     make_adam,
     make_result,
     make_scene,
     rank_key,
     run_steps_batch,
     select_active_batch,
+    start_configs,
     variable_scale,
 )
 
@@ -83,8 +83,7 @@ def plan_batch(meshes, hand: str | HandModel = "shadow", *, num_grasps: int = 1,
     pad = max(face_bucket(min(len(tm.faces), cfg.opt_faces)) for _, _, tm in loaded)
     scenes = [make_scene(obj, tm, cfg, dtype=dtype, pad_faces=pad) for obj, _, tm in loaded]
     keys = jax.random.split(jax.random.PRNGKey(cfg.seed), len(loaded))
-    x0 = [initial_configs(hand_model, float(obj.size), cfg.num_starts, k, opening=cfg.opening, standoff=cfg.standoff)
-          for (obj, _, _), k in zip(loaded, keys)]
+    x0 = [start_configs(hand_model, obj, sc, cfg, k) for (obj, _, _), sc, k in zip(loaded, scenes, keys)]
     # One optimization per watertightness group: inside a group the flag is one scalar, so the
     # distance's sign test is a real branch under vmap (see planner.scene_axes).
     x = [None] * len(scenes)

@@ -6,15 +6,15 @@ reporting-only metrics (Q1 with the generalized weights of all candidates, the Q
 for the grasps that are returned.
 
 Cost. The device part (posing, distances, hull tests) is one compiled call per hand and padded
-object size. On a large scan most of the work is the exact signed distance of the hand's ~2k
-surface samples to ~16k triangles, so samples are first measured against a decimated mesh
-(:func:`screening_mesh`: 1,024 or 2,048 faces) and only the ``num_near`` nearest are measured on the
-full mesh. That is exact as long as every other sample is farther from the decimated surface
-than the two surfaces are apart (``hausdorff``, measured when the decimated mesh is built) plus
-the contact tolerance: such a sample can neither touch the full surface nor have a different
-inside/outside status (it would have to lie between the two surfaces). When more samples are that
-close, or a sample is deeper inside than that (its depth would only be known to the tolerance),
-all samples are measured on the full mesh.
+object size. On a large scan most of the work is the exact signed distance of the hand's 45 contact
+candidates and ~2k surface samples to ~16k triangles, so they are first measured against a
+decimated mesh (:func:`screening_mesh`: 1,024 or 2,048 faces), and only those inside it or within
+``hausdorff + contact_tolerance`` of it (``hausdorff``: the distance between the two surfaces,
+measured when the decimated mesh is built) are measured again on the full mesh, in one call padded
+to 256, 512... points. That is exact: any other point is farther than the contact tolerance from
+the full surface, so it cannot touch it, and it cannot be inside the full mesh either (it would
+have to lie between the two surfaces). Force closure is decided by a small LP before the 6-D hull
+(:func:`jaxgrasp.quality.hull_q1`).
 """
 
 from __future__ import annotations
@@ -100,28 +100,30 @@ def evaluation_mesh(tm: trimesh.Trimesh, obj: Object, max_faces: int) -> tuple[O
     return tm.metadata[key]
 
 
-@functools.partial(jax.jit, static_argnames=("num_near",))
-def _device(hand: HandModel, obj: Object, coarse: Object | None, x, eval_points, num_near: int):
-    """Posed arrays, distances and penetrations of one configuration (centred frame)."""
+@jax.jit
+def _device(hand: HandModel, obj: Object, coarse: Object | None, x, eval_points):
+    """Posed arrays, distances and penetrations of one configuration (centred frame); the contacts'
+    and samples' distances are to ``coarse`` when given (to be completed by :func:`_exact_distances`)."""
     com = obj.center_of_mass.astype(x.dtype)
     posed = pose_hand(hand, x)
-    d_c, n_c = signed_distance(obj, posed.contact_pos + com)
-    if coarse is None:
-        d_s, n_s = signed_distance(obj, posed.sample_pos + com)
-        kth = jnp.asarray(jnp.inf, x.dtype)
-    else:
-        d_coarse, n_coarse = signed_distance(coarse, posed.sample_pos + com, exact=False)
-        neg, near = jax.lax.top_k(-jnp.abs(d_coarse), num_near + 1)
-        # Screening holds while the nearest sample left out is farther than the tolerance and no
-        # sample is deeper inside (a deep sample's depth would only be known to the tolerance):
-        # a deep sample makes this negative.
-        kth = jnp.where(jnp.min(d_coarse) < neg[-1], -jnp.inf, -neg[-1])
-        d_near, n_near = signed_distance(obj, posed.sample_pos[near[:-1]] + com)
-        d_s = d_coarse.at[near[:-1]].set(d_near)
-        n_s = n_coarse.at[near[:-1]].set(n_near)
+    target, exact = (obj, True) if coarse is None else (coarse, False)
+    d_c, n_c = signed_distance(target, posed.contact_pos + com, exact=exact)
+    d_s, n_s = signed_distance(target, posed.sample_pos + com, exact=exact)
     pen_obj = object_in_hand(hand, posed.T_world_body, eval_points)
     pen_self = self_penetration(hand, posed.T_world_body, posed.sample_pos)
-    return posed, d_c, n_c, d_s, n_s, kth, pen_obj, pen_self
+    return posed, d_c, n_c, d_s, n_s, pen_obj, pen_self
+
+
+@jax.jit
+def _exact_distances(obj: Object, points):
+    """Exact signed distances and normals of ``points (n, 3)`` (input frame) to the full mesh."""
+    return signed_distance(obj, points)
+
+
+def _screen_bucket(n: int, total: int) -> int:
+    """Padded count of samples measured on the full mesh: the next power of two, at least 256
+    (one compilation per bucket), or all samples."""
+    return min(1 << int(np.ceil(np.log2(max(n, 256)))), total)
 
 
 def find_contacts(hand: HandModel, posed, d_c, n_c, d_s, n_s, cfg):
@@ -149,7 +151,7 @@ def find_contacts(hand: HandModel, posed, d_c, n_c, d_s, n_s, cfg):
     return (np.concatenate(pts), np.concatenate(nrm), np.concatenate(cand).astype(int), np.concatenate(link).astype(int))
 
 
-def evaluate(hand: HandModel, obj: Object, config, cfg, tm: trimesh.Trimesh | None = None, *, num_near: int = 256,
+def evaluate(hand: HandModel, obj: Object, config, cfg, tm: trimesh.Trimesh | None = None, *,
              screen: bool = True, extras: bool = True) -> dict:
     """Exact metrics of one configuration (centred frame) on the full-resolution object.
 
@@ -158,7 +160,6 @@ def evaluate(hand: HandModel, obj: Object, config, cfg, tm: trimesh.Trimesh | No
             (rebuilt from ``obj`` when omitted).
         config: ``(6 + I,)`` configuration in the centred frame.
         cfg: planner settings (:class:`jaxgrasp.planner.PlanConfig`: tolerances, friction...).
-        num_near: hand samples measured on the full mesh of a large scan (module docstring).
         screen: pre-screen samples on the decimated mesh (False: all on the full mesh).
         extras: also compute :func:`evaluate_extras` (slower; planners skip it in their loops).
 
@@ -174,13 +175,23 @@ def evaluate(hand: HandModel, obj: Object, config, cfg, tm: trimesh.Trimesh | No
     com = np.asarray(obj.center_of_mass, np.float64)
     coarse = screening_mesh(tm, obj) if screen else None
     eval_pts = jnp.asarray(evaluation_points(tm) - com, x.dtype)
-    num_near = min(num_near, hand.num_samples - 1)
-    out = _device(hand, obj, None if coarse is None else coarse[0], x, eval_pts, num_near)
-    posed, d_c, n_c, d_s, n_s, kth, pen_obj, pen_self = out
-    if coarse is not None and float(kth) <= coarse[1] + cfg.contact_tolerance:
-        # Too many samples near the surface to screen them: measure all on the full mesh.
-        posed, d_c, n_c, d_s, n_s, kth, pen_obj, pen_self = _device(hand, obj, None, x, eval_pts, num_near)
-    d_c, n_c, d_s, n_s = (np.asarray(a, np.float64) for a in (d_c, n_c, d_s, n_s))
+    out = _device(hand, obj, None if coarse is None else coarse[0], x, eval_pts)
+    posed, d_c, n_c, d_s, n_s, pen_obj, pen_self = out
+    d_c, n_c, d_s, n_s = (np.array(a, np.float64) for a in (d_c, n_c, d_s, n_s))
+    if coarse is not None:
+        # Every contact candidate and sample inside the coarse mesh or within the band of it is
+        # measured on the full mesh, all in one call (module docstring); the others are outside
+        # and not touching on both meshes.
+        band = coarse[1] + cfg.contact_tolerance
+        nc = hand.num_contacts
+        d_all, n_all = np.concatenate([d_c, d_s]), np.concatenate([n_c, n_s])
+        near = np.nonzero(d_all <= band)[0]
+        if len(near):
+            idx = np.resize(near, _screen_bucket(len(near), nc + hand.num_samples))  # pads by repeating
+            p_all = np.concatenate([np.asarray(posed.contact_pos), np.asarray(posed.sample_pos)])
+            d_near, n_near = _exact_distances(obj, jnp.asarray(p_all[idx] + com, x.dtype))
+            d_all[idx], n_all[idx] = np.asarray(d_near, np.float64), np.asarray(n_near, np.float64)
+        d_c, d_s, n_c, n_s = d_all[:nc], d_all[nc:], n_all[:nc], n_all[nc:]
     pts, nrm, cand, link = find_contacts(hand, posed, d_c, n_c, d_s, n_s, cfg)
     pen_hand = float(np.maximum(-d_s, 0.0).max())
     pen_o = float(np.asarray(pen_obj).max())
@@ -229,3 +240,24 @@ def evaluate_extras(hand: HandModel, obj: Object, config, cfg) -> dict:
     q1l = float(_lower_bound(cp, n_c, c, jnp.asarray(1.0 / size, x.dtype), mu=cfg.mu,
                              k_contacts=min(16, hand.num_contacts)))
     return {"q1_generalized": float(q1g), "q1_upper": q1u, "q1_lower": q1l}
+
+
+def compile_evaluation(hand: HandModel, obj: Object, tm: trimesh.Trimesh, config, cfg) -> None:
+    """Compile everything :func:`evaluate` may run for this hand and padded mesh size (the device
+    kernel and every padded size of the full-mesh pass), so timed runs exclude compilation.
+
+    Args:
+        config: any ``(6 + I,)`` configuration (centred frame), e.g. a start.
+    """
+    evaluate(hand, obj, config, cfg, tm, extras=False)
+    coarse = screening_mesh(tm, obj)
+    if coarse is None:
+        return
+    total, n = hand.num_contacts + hand.num_samples, 256
+    dtype = hand.body_pos.dtype
+    while True:
+        size = _screen_bucket(n, total)
+        _exact_distances(obj, jnp.zeros((size, 3), dtype) + obj.center_of_mass.astype(dtype))
+        if size == total:
+            break
+        n = 2 * size

@@ -52,7 +52,11 @@ class PlanConfig:
         translation_scale: metres per unit of the translation variables.
         rotation_scale: radians per unit of the rotation-vector variables.
         opening: initial joint opening, fraction of each independent joint's range.
-        standoff: initial gap between the palm and the object's bounding sphere.
+        standoff: initial gap between the palm's grasp point and the object (see ``start_at_surface``).
+        start_at_surface: place starts ``standoff`` beyond the object's extent along each approach
+            direction (its support function) instead of beyond its bounding sphere.
+        start_roll: ``"across"``: fingers start across the object's least extent facing the palm;
+            ``"random"``: a random roll about the approach axis (see :func:`initial_configs`).
         opt_samples: hand collision samples used inside the loop (evaluation uses all).
         self_samples: the first (farthest-point ordered) samples used for self-collision.
         opt_faces: the object mesh is decimated to at most this many faces for the loop.
@@ -88,6 +92,8 @@ class PlanConfig:
     rotation_scale: float = 0.2
     opening: float = 0.1
     standoff: float = 0.015
+    start_at_surface: bool = True
+    start_roll: str = "across"
     opt_samples: int = 256
     self_samples: int = 256
     opt_faces: int = 256
@@ -227,33 +233,73 @@ def grasp_point(hand: HandModel, opening: float) -> np.ndarray:
 
 
 def initial_configs(hand: HandModel, radius: float, num: int, key: jax.Array, *, opening: float,
-                    standoff: float) -> jnp.ndarray:
+                    standoff: float, points: np.ndarray | None = None, at_surface: bool = True,
+                    roll: str = "random") -> jnp.ndarray:
     """Starts around an object of bounding radius ``radius`` centred at the origin.
 
-    Each start approaches along a direction on a Fibonacci sphere, the palm facing the object
-    (``hand.palm_normal`` towards the centre), a random roll about the approach axis, fingers
-    open at ``opening``; the palm's grasp point sits ``standoff`` outside the bounding sphere.
+    Each start approaches along a direction ``u`` on a Fibonacci sphere, the palm facing the
+    object (``hand.palm_normal`` towards the centre), a random roll about the approach axis,
+    fingers open at ``opening``; the palm's grasp point sits ``standoff`` outside the bounding
+    sphere, or, given the object's surface ``points`` and ``at_surface``, ``standoff`` beyond the
+    object's extent along ``u`` (its support function ``max_p p . u``), which puts the palm near
+    the surface of elongated objects instead of a bounding-sphere radius away.
+
+    With ``roll="across"`` (needs ``points``) the fingers point across the object instead: along
+    the direction of least extent in the plane facing the palm (the minor axis of the points'
+    covariance projected on that plane), either way at random, jittered by about 10 degrees; so a
+    bottle approached from the side is wrapped around, not lain along. Where the object is about
+    as wide both ways in that plane (eigenvalue ratio under 1.5), the roll stays random.
+
+    Args:
+        points: ``(P, 3)`` object surface points in the centred frame (optional).
+        at_surface: with ``points``, place the palm by the support function (see above).
+        roll: ``"random"`` or ``"across"``.
 
     Returns:
         ``(num, 6 + I)`` configurations.
     """
+    if roll not in ("random", "across"):
+        raise ValueError(f"roll must be 'random' or 'across', got {roll!r}")
+    if roll == "across" and points is None:
+        raise ValueError("roll='across' needs the object's points")
     x0 = default_config(hand, opening)
     a = np.asarray(hand.palm_normal, np.float64)
     f = np.asarray(hand.finger_direction, np.float64)
     s = np.cross(a, f)
     gp = grasp_point(hand, opening)
-    rolls = np.asarray(jax.random.uniform(key, (num,), minval=0.0, maxval=2 * np.pi))
+    k_roll, k_flip, k_jit = jax.random.split(key, 3)
+    rolls = np.asarray(jax.random.uniform(k_roll, (num,), minval=0.0, maxval=2 * np.pi))
+    flips = np.pi * np.asarray(jax.random.bernoulli(k_flip, 0.5, (num,)), np.float64)
+    jitter = 0.17 * np.asarray(jax.random.normal(k_jit, (num,)), np.float64)
+    if points is not None:
+        p = np.asarray(points, np.float64)
+        cov = np.cov((p - p.mean(0)).T)
     out = []
-    for u, roll in zip(fibonacci_sphere(num), rolls):
+    for i, u in enumerate(fibonacci_sphere(num)):
         e1 = np.cross(u, [1.0, 0.0, 0.0] if abs(u[0]) < 0.9 else [0.0, 1.0, 0.0])
         e1 /= np.linalg.norm(e1)
         e2 = np.cross(u, e1)
-        f_w = np.cos(roll) * e1 + np.sin(roll) * e2
+        angle = rolls[i]
+        if roll == "across":
+            E = np.column_stack([e1, e2])
+            w, v = np.linalg.eigh(E.T @ cov @ E)  # ascending; v[:, 0] the in-plane minor axis
+            if w[1] > 1.5 * max(w[0], 1e-12):  # max: a flat object seen edge-on has w[0] ~ 0
+                angle = np.arctan2(v[1, 0], v[0, 0]) + flips[i] + jitter[i]
+        f_w = np.cos(angle) * e1 + np.sin(angle) * e2
         a_w = -u
         R = np.column_stack([a_w, f_w, np.cross(a_w, f_w)]) @ np.column_stack([a, f, s]).T
-        t = u * (radius + standoff) - R @ gp
+        reach = float(np.max(p @ u)) if points is not None and at_surface else radius
+        t = u * (reach + standoff) - R @ gp
         out.append(np.concatenate([t, matrix_to_rotvec_np(R), np.asarray(x0[6:])]))
     return jnp.asarray(np.stack(out), dtype=hand.body_pos.dtype)
+
+
+def start_configs(hand: HandModel, obj: Object, scene: "Scene", cfg: PlanConfig, key: jax.Array) -> jnp.ndarray:
+    """The planner's ``(cfg.num_starts, 6 + I)`` starts for one object (:func:`initial_configs`
+    with the settings of ``cfg`` and the scene's object points)."""
+    return initial_configs(hand, float(obj.size), cfg.num_starts, key, opening=cfg.opening, standoff=cfg.standoff,
+                           points=np.asarray(scene.object_points), at_surface=cfg.start_at_surface,
+                           roll=cfg.start_roll)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -355,10 +401,32 @@ def _select(hand, scene, y, cfg: PlanConfig):
     return jax.vmap(lambda yi: active_sets(hand, scene, yi * scale, k_s, cfg.object_points))(y)
 
 
+# The settings the compiled steps read; the rest (seed, evaluation and start settings) are reset
+# to their defaults in the static argument, so changing them does not recompile.
+STEP_FIELDS = ("steps", "learning_rate", "translation_scale", "rotation_scale", "opt_samples", "self_samples",
+               "object_points", "weights", "beta", "mu", "penetration_scale", "collision_margin", "q1_bound")
+
+
+def step_config(cfg: PlanConfig) -> PlanConfig:
+    """``cfg`` with only :data:`STEP_FIELDS` kept: the static key of the compiled steps."""
+    return PlanConfig(**{f: getattr(cfg, f) for f in STEP_FIELDS})
+
+
+_run_steps_jit = jax.jit(_run_steps, static_argnames=("cfg", "num_steps"))
+_select_jit = jax.jit(_select, static_argnames=("cfg",))
+
+
 # Public jitted steps; the hand and scene are arguments (not closures), so calls with the same
-# hand structure, padded object size and settings reuse one compilation.
-run_steps = jax.jit(_run_steps, static_argnames=("cfg", "num_steps"))
-select_active = jax.jit(_select, static_argnames=("cfg",))
+# hand structure, padded object size and step settings reuse one compilation.
+def run_steps(hand, scene, y, state, si, oi, cfg: PlanConfig, num_steps: int):
+    """``num_steps`` Adam steps on all starts ``y (S, 6 + I)`` (scaled variables) of one object,
+    with the active sets ``si``/``oi``; returns ``(y, state, last totals (S,), last terms)``."""
+    return _run_steps_jit(hand, scene, y, state, si, oi, step_config(cfg), num_steps)
+
+
+def select_active(hand, scene, y, cfg: PlanConfig):
+    """The active sets (:func:`active_sets`) of all starts ``y (S, 6 + I)``."""
+    return _select_jit(hand, scene, y, step_config(cfg))
 
 
 def scene_axes(scenes: Scene) -> Scene:
@@ -371,16 +439,24 @@ def scene_axes(scenes: Scene) -> Scene:
     return axes
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "num_steps"))
 def run_steps_batch(hand, scenes, y, state, si, oi, cfg: PlanConfig, num_steps: int):
     """:func:`run_steps` for a batch of objects (leading axis of ``scenes`` and the rest)."""
+    return _run_steps_batch(hand, scenes, y, state, si, oi, step_config(cfg), num_steps)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "num_steps"))
+def _run_steps_batch(hand, scenes, y, state, si, oi, cfg: PlanConfig, num_steps: int):
     return jax.vmap(lambda sc, yy, st, s, o: _run_steps(hand, sc, yy, st, s, o, cfg, num_steps),
                     in_axes=(scene_axes(scenes), 0, 0, 0, 0))(scenes, y, state, si, oi)
 
 
-@functools.partial(jax.jit, static_argnames=("cfg",))
 def select_active_batch(hand, scenes, y, cfg: PlanConfig):
     """:func:`select_active` for a batch of objects (see :func:`run_steps_batch`)."""
+    return _select_active_batch(hand, scenes, y, step_config(cfg))
+
+
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def _select_active_batch(hand, scenes, y, cfg: PlanConfig):
     return jax.vmap(lambda sc, yy: _select(hand, sc, yy, cfg), in_axes=(scene_axes(scenes), 0))(scenes, y)
 
 
@@ -460,8 +536,7 @@ def plan_grasps(mesh, hand: str | HandModel = "shadow", *, num_grasps: int = 1, 
         if not time_budget > 0:
             raise ValueError(f"time_budget must be > 0 seconds (or None), got {time_budget}")
         return _plan_anytime(hand_model, obj, report, tm, scene, cfg, num_grasps, time_budget, t0, progress)
-    x0 = initial_configs(hand_model, float(obj.size), cfg.num_starts, jax.random.PRNGKey(cfg.seed),
-                         opening=cfg.opening, standoff=cfg.standoff)
+    x0 = start_configs(hand_model, obj, scene, cfg, jax.random.PRNGKey(cfg.seed))
     x, _ = optimize(hand_model, scene, x0, cfg, progress=progress)
     x = np.array(x)
     starts = [evaluate(hand_model, obj, xi, cfg, tm, extras=False) for xi in x]
@@ -478,10 +553,9 @@ def _plan_anytime(hand: HandModel, obj: Object, report, tm: trimesh.Trimesh, sce
     """The anytime loop of :func:`plan_grasps` (see ``time_budget`` there)."""
     scale = variable_scale(hand, cfg)
     best: dict[tuple[int, int], tuple[dict, np.ndarray]] = {}  # (round, start) -> best evaluation
-    first_valid, steps, evaluations, rnd = None, 0, 0, 0
+    first_valid, first_valid_steps, steps, evaluations, rnd = None, None, 0, 0, 0
     while rnd == 0 or time.perf_counter() - t0 < time_budget:
-        x0 = initial_configs(hand, float(obj.size), cfg.num_starts, jax.random.PRNGKey(cfg.seed + rnd),
-                             opening=cfg.opening, standoff=cfg.standoff)
+        x0 = start_configs(hand, obj, scene, cfg, jax.random.PRNGKey(cfg.seed + rnd))
         y = x0 / scale
         state = make_adam(cfg).init(y)
         done = 0
@@ -497,7 +571,7 @@ def _plan_anytime(hand: HandModel, obj: Object, report, tm: trimesh.Trimesh, sce
                 m = evaluate(hand, obj, xs[i], cfg, tm, extras=False)
                 evaluations += 1
                 if m["valid"] and first_valid is None:
-                    first_valid = time.perf_counter() - t0
+                    first_valid, first_valid_steps = time.perf_counter() - t0, steps
                 key = (rnd, int(i))
                 if key not in best or rank_key(m) <= rank_key(best[key][0]):
                     best[key] = (m, xs[i])
@@ -507,7 +581,8 @@ def _plan_anytime(hand: HandModel, obj: Object, report, tm: trimesh.Trimesh, sce
     elapsed = time.perf_counter() - t0
     ranked = sorted(best.values(), key=lambda mx: rank_key(mx[0]))
     starts = [m for m, _ in ranked]
-    stats = {"time_to_first_valid_s": first_valid, "steps": steps, "evaluations": evaluations}
+    stats = {"time_to_first_valid_s": first_valid, "steps_to_first_valid": first_valid_steps, "steps": steps,
+             "evaluations": evaluations}
     return [make_result(hand, obj, report, tm, x, {**m, **stats}, starts, elapsed, cfg) for m, x in ranked[:num_grasps]]
 
 

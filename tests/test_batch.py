@@ -19,6 +19,7 @@ from jaxgrasp.planner import (
     optimize,
     plan_grasps,
     rank_key,
+    start_configs,
 )
 
 CFG = PlanConfig(num_starts=4, steps=25, seed=3)
@@ -54,8 +55,8 @@ def test_plan_batch_groups_by_watertightness_and_keeps_input_order():
         # grasp is one of them (vmap over objects = the same computation, in input order).
         key = jax.random.split(jax.random.PRNGKey(CFG.seed), len(meshes))[i]
         obj, _, tm = as_object(m)
-        x0 = initial_configs(hand, float(obj.size), CFG.num_starts, key, opening=CFG.opening, standoff=CFG.standoff)
-        x, _ = optimize(hand, make_scene(obj, tm, CFG, pad_faces=256), x0, CFG)
+        scene = make_scene(obj, tm, CFG, pad_faces=256)
+        x, _ = optimize(hand, scene, start_configs(hand, obj, scene, CFG, key), CFG)
         got = np.stack([r.config for r in rs])
         dist = np.min(np.abs(got[:, None, :] - np.asarray(x)[None]).max(-1), axis=1)
         assert np.all(dist < 1e-4), dist

@@ -127,3 +127,19 @@ def test_three_finger_hand_plans():
     results = plan_grasps(_shape("cylinder"), hand, config=PlanConfig(num_starts=8, steps=150))
     assert results[0].metrics["penetration_mm"] <= 1.0
     assert set(results[0].joint_angles) == set(hand.joint_names)
+
+
+def test_new_seed_reuses_the_compiled_steps():
+    """Seeds and evaluation settings are not part of the compiled step's static key."""
+    import dataclasses
+
+    from jaxgrasp import planner
+
+    mesh, _ = _plan("sphere")
+    before = planner._run_steps_jit._cache_size()
+    cfg = dataclasses.replace(CFG, seed=3, eval_top=1, standoff=0.02, max_penetration=0.002)
+    plan_grasps(mesh, "shadow", config=cfg)
+    assert planner._run_steps_jit._cache_size() == before
+    # A setting the steps do read compiles anew (the check above can fail).
+    plan_grasps(mesh, "shadow", config=dataclasses.replace(cfg, steps=20))
+    assert planner._run_steps_jit._cache_size() > before

@@ -230,3 +230,30 @@ def test_upper_gradient_finite_on_degenerate_inputs():
     gp, gn, gc = g(p, n, c)
     per = np.asarray(jnp.sum(gp**2, 1) + jnp.sum(gn**2, 1) + gc**2)
     assert np.sum(per > 0) == 1
+
+
+def test_hull_q1_separation_prefilter_matches_the_hull():
+    """hull_q1 skips the 6-D hull when an LP finds a separating hyperplane; over inside, outside
+    and barely-outside sets it must equal the hull-only value (scipy's ConvexHull)."""
+    from scipy.spatial import ConvexHull
+
+    def hull_only(V):
+        eq = ConvexHull(V).equations
+        q = float(np.min(-eq[:, -1]))
+        return q if q > 1e-9 * np.max(np.linalg.norm(V, axis=1)) else 0.0
+
+    rng = np.random.default_rng(11)
+    zero = positive = 0
+    for k in range(60):
+        p, n, c = sphere_grasp(rng, 3 + k % 6, top_only=(k % 3 == 0))
+        V = Q.edge_wrenches(p, n, c, mu=MU, torque_scale=LAM, num_edges=6, xp=np).reshape(-1, 6)
+        if k % 5 == 4:  # shift so the origin sits just outside the hull
+            q = hull_only(V)
+            if q > 0:
+                eq = ConvexHull(V).equations
+                V = V + (q * (1.0 + 1e-6)) * eq[np.argmin(-eq[:, -1]), :6]
+        got, want = Q.hull_q1(V), hull_only(V)
+        assert got == pytest.approx(want, rel=1e-12, abs=0.0), (k, got, want)
+        zero += want == 0.0
+        positive += want > 0.0
+    assert zero >= 10 and positive >= 10
