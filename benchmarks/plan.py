@@ -59,7 +59,8 @@ def annealing_summary(hand, obj, tm, budget: float) -> dict:
 
 def _row(m5: dict, mb: dict, budget: float) -> dict:
     """Per-method row from the 5 s run and the full-budget run."""
-    out = {"time_to_valid_s": mb.get("time_to_first_valid_s"), "steps": mb.get("steps", mb.get("anneal_steps")),
+    out = {"time_to_valid_s": mb.get("time_to_first_valid_s"), "steps_to_valid": mb.get("steps_to_first_valid"),
+           "steps": mb.get("steps", mb.get("anneal_steps")),
            "evaluations": mb.get("evaluations", mb.get("anneal_evaluations"))}
     for t, m in ((CHECKPOINTS[0], m5), (budget, mb)):
         out[f"q1_at_{t:g}s"] = m["q1"] if m["valid"] else 0.0

@@ -83,7 +83,7 @@ def plan_batch(meshes, hand: str | HandModel = "shadow", *, num_grasps: int = 1,
     pad = max(face_bucket(min(len(tm.faces), cfg.opt_faces)) for _, _, tm in loaded)
     scenes = [make_scene(obj, tm, cfg, dtype=dtype, pad_faces=pad) for obj, _, tm in loaded]
     keys = jax.random.split(jax.random.PRNGKey(cfg.seed), len(loaded))
-    x0 = [start_configs(hand_model, obj, sc, cfg, k) for (obj, _, _), sc, k in zip(loaded, scenes, keys)]
+    x0 = [start_configs(hand_model, obj, cfg, k) for (obj, _, _), k in zip(loaded, keys)]
     # One optimization per watertightness group: inside a group the flag is one scalar, so the
     # distance's sign test is a real branch under vmap (see planner.scene_axes).
     x = [None] * len(scenes)

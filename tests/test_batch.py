@@ -56,7 +56,7 @@ def test_plan_batch_groups_by_watertightness_and_keeps_input_order():
         key = jax.random.split(jax.random.PRNGKey(CFG.seed), len(meshes))[i]
         obj, _, tm = as_object(m)
         scene = make_scene(obj, tm, CFG, pad_faces=256)
-        x, _ = optimize(hand, scene, start_configs(hand, obj, scene, CFG, key), CFG)
+        x, _ = optimize(hand, scene, start_configs(hand, obj, CFG, key), CFG)
         got = np.stack([r.config for r in rs])
         dist = np.min(np.abs(got[:, None, :] - np.asarray(x)[None]).max(-1), axis=1)
         assert np.all(dist < 1e-4), dist
