@@ -16,6 +16,9 @@ Used by :mod:`jaxgrasp.simulate` (the protocol, results and command line); host 
 * **contact**: elliptic friction cones, ``condim 4``, ``impratio 10``, ``noslip_iterations 2``,
   implicit-fast integrator and DexGraspBench's stiff contacts (``solref 0.005 1``, ``solimp 0.5
   0.99 0.0001``), zero margin and gap.
+* **MJX variant** (``build_scene(..., cylinder_sides=16, numeric={"max_contact_points": 32})``,
+  used by :mod:`jaxgrasp.simulate_mjx`): cylinders become convex prisms of equal area, mass and
+  pose (MJX collides no cylinder with a box or mesh), and MJX's contact cap is stored in the model.
 * **squeeze** (:func:`closing_signs`, :func:`squeeze_angles`): each independent joint moves by a
   fraction of its range in its closing direction, the direction that moves the hand's contact
   candidates (pads) along their outward normals at the grasp configuration.
@@ -165,8 +168,45 @@ def _hand_spec(hand) -> mujoco.MjSpec:
     return mujoco.MjSpec.from_file(str(path))
 
 
+def _cylinders_to_prisms(spec: mujoco.MjSpec, sides: int) -> int:
+    """Replace every cylinder geom of ``spec`` by a convex ``sides``-gon prism mesh of the same
+    pose, half-height and cross-section area (so the same mass at the same density): its
+    vertices lie ``sqrt(2 pi / (n sin(2 pi / n)))`` times the radius from the axis (1.3% out for
+    n = 16), its edge midpoints that times ``cos(pi / n)`` (0.6% in). Cylinders of one size
+    share one mesh (MJX traces one collision function per distinct mesh). Returns how many."""
+    cyl = int(mujoco.mjtGeom.mjGEOM_CYLINDER)
+    if not any(int(g.type) == cyl for g in spec.geoms):
+        return 0
+    m0 = spec.compile()  # resolved geom frames (fromto, defaults, alternative orientations)
+    meshes: dict[tuple[float, float], str] = {}
+    k = 0
+    for bi, b in enumerate(spec.bodies):
+        bid = mujoco.mj_name2id(m0, mujoco.mjtObj.mjOBJ_BODY, b.name) if b.name else bi
+        for j, g in enumerate(b.geoms):  # a body's geoms compile in spec order
+            if int(g.type) != cyl:
+                continue
+            gid = int(m0.body_geomadr[bid]) + j
+            assert int(m0.geom_type[gid]) == cyl
+            r, h = float(m0.geom_size[gid, 0]), float(m0.geom_size[gid, 1])
+            if (r, h) not in meshes:
+                t = 2.0 * np.pi * (np.arange(sides) + 0.5) / sides
+                re = r * np.sqrt(2.0 * np.pi / (sides * np.sin(2.0 * np.pi / sides)))
+                ring = np.stack([re * np.cos(t), re * np.sin(t)], 1)
+                v = np.concatenate([np.c_[ring, np.full(sides, -h)], np.c_[ring, np.full(sides, h)]])
+                meshes[r, h] = f"jaxgrasp_prism{len(meshes)}"
+                spec.add_mesh(name=meshes[r, h], uservert=v.astype(np.float32).flatten())  # its hull
+            g.type = mujoco.mjtGeom.mjGEOM_MESH
+            g.meshname = meshes[r, h]
+            g.fromto = [np.nan] * 6
+            g.alt.type = mujoco.mjtOrientation.mjORIENTATION_QUAT
+            g.pos, g.quat = np.array(m0.geom_pos[gid]), np.array(m0.geom_quat[gid])
+            k += 1
+    return k
+
+
 def build_scene(hand, pieces: list[tuple[np.ndarray, np.ndarray]], T_world_palm: np.ndarray,
-                center_of_mass: np.ndarray, cfg) -> Scene:
+                center_of_mass: np.ndarray, cfg, *, cylinder_sides: int | None = None,
+                numeric: dict[str, float] | None = None) -> Scene:
     """Compile the hand (root fixed at ``T_world_palm``) and the free object.
 
     Args:
@@ -175,8 +215,17 @@ def build_scene(hand, pieces: list[tuple[np.ndarray, np.ndarray]], T_world_palm:
         T_world_palm: ``(4, 4)`` pose of the hand's root body.
         center_of_mass: ``(3,)`` where the object's body frame is put (world frame).
         cfg: :class:`jaxgrasp.simulate.SimConfig` (timestep, gains, mass, friction).
+        cylinder_sides: replace the hand's cylinder geoms by convex prisms with this many sides
+            (:func:`_cylinders_to_prisms`; MJX has no cylinder-box or cylinder-mesh collision).
+            None (default): keep them.
+        numeric: custom numeric fields to add (name -> value; MuJoCo ignores them, MJX reads
+            ``max_contact_points`` and ``max_geom_pairs``).
     """
     spec = _hand_spec(hand)
+    if cylinder_sides:
+        _cylinders_to_prisms(spec, int(cylinder_sides))
+    for name, value in (numeric or {}).items():
+        spec.add_numeric(name=name, data=[float(value)])
     spec.option.timestep = cfg.timestep
     spec.option.impratio = 10.0
     spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
