@@ -30,7 +30,7 @@ from jaxgrasp.collision import object_in_hand, self_penetration
 from jaxgrasp.geometry import signed_distance
 from jaxgrasp.hand import HandModel
 from jaxgrasp.kinematics import pose_hand
-from jaxgrasp.objects import Object, make_object
+from jaxgrasp.objects import Object, make_object, pow2_bucket
 from jaxgrasp.quality import contact_weights, q1_exact, q1_lower, q1_upper, wrench_directions
 
 
@@ -123,7 +123,7 @@ def _exact_distances(obj: Object, points):
 def _screen_bucket(n: int, total: int) -> int:
     """Padded count of samples measured on the full mesh: the next power of two, at least 256
     (one compilation per bucket), or all samples."""
-    return min(1 << int(np.ceil(np.log2(max(n, 256)))), total)
+    return min(pow2_bucket(n, 256), total)
 
 
 def find_contacts(hand: HandModel, posed, d_c, n_c, d_s, n_s, cfg):

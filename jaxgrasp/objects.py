@@ -121,7 +121,7 @@ class LoadReport:
         return "\n".join(lines)
 
 
-def _bucket(n: int, minimum: int = 64) -> int:
+def pow2_bucket(n: int, minimum: int = 64) -> int:
     """Next power of two >= max(n, minimum): similar meshes share compiled shapes."""
     return 1 << int(np.ceil(np.log2(max(n, minimum))))
 
@@ -271,13 +271,13 @@ def make_object(vertices, faces, *, units: str = "m", scale: float | None = None
                         "uses the generalized winding number")
     euler = len(v) - len(counts) + len(f)
     if pad_to is None:
-        pad_to = _bucket(len(f))
+        pad_to = pow2_bucket(len(f))
     if pad_to < len(f):
         raise ValueError(f"{source}: pad_to={pad_to} is smaller than the {len(f)} faces")
     if pad_vertices_to is None:
         # Same rows as the faces when they suffice (closed meshes have V ~ F / 2), so that the
         # vertex array never splits otherwise equal shapes.
-        pad_vertices_to = pad_to if len(v) <= pad_to else _bucket(len(v))
+        pad_vertices_to = pad_to if len(v) <= pad_to else pow2_bucket(len(v))
     if pad_vertices_to < len(v):
         raise ValueError(f"{source}: pad_vertices_to={pad_vertices_to} < {len(v)} vertices")
     obj = _pack(v, f, watertight, pad_to, pad_vertices_to, np.dtype(dtype))

@@ -37,7 +37,7 @@ from jaxgrasp.geometry import signed_distance
 from jaxgrasp.hand import HandModel, has_joint_above, load_hand
 from jaxgrasp.kinematics import default_config, pose_hand
 from jaxgrasp.lie import matrix_to_rotvec_np
-from jaxgrasp.objects import LoadReport, Object, load_object, make_object
+from jaxgrasp.objects import LoadReport, Object, load_object, make_object, pow2_bucket
 from jaxgrasp.quality import contact_weights, q1_lower, q1_upper, wrench_directions
 
 
@@ -319,7 +319,7 @@ def make_scene(obj: Object, tm: trimesh.Trimesh, cfg: PlanConfig, *, dtype=jnp.f
 
 def face_bucket(n: int) -> int:
     """Padded face count of an optimization mesh: next power of two, at least 256."""
-    return 1 << int(np.ceil(np.log2(max(n, 256))))
+    return pow2_bucket(n, 256)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -377,11 +377,23 @@ def simulate_scene(scene: Scene, q_grasp: np.ndarray, q_squeeze: np.ndarray, cfg
         m.opt.gravity[:] = 0.0
         out["directions"].append(DirectionResult(name, worst_d * 1e3, worst_r, ok))
         if not ok:
-            reason = f"{'moved' if worst_d >= cfg.max_translation else 'turned'} {name}"
+            reason = failure_reason(name, worst_d, cfg)
             if cfg.stop_on_failure:
                 break
-    success = all(r.success for r in out["directions"]) and len(out["directions"]) == len(DIRECTIONS)
-    return {**out, "success": success, "reason": reason if not success else "ok"}
+    success, reason = verdict(out["directions"], reason)
+    return {**out, "success": success, "reason": reason}
+
+
+def failure_reason(direction: str, displacement_m: float, cfg: SimConfig) -> str:
+    """Why a direction failed: ``"moved +x"`` past the translation limit, else ``"turned +x"``."""
+    return f"{'moved' if displacement_m >= cfg.max_translation else 'turned'} {direction}"
+
+
+def verdict(directions: list[DirectionResult], reason: str) -> tuple[bool, str]:
+    """``(success, reason)`` of a grasp: every one of the six directions run and held; ``reason``
+    (the last failure's) when not, else ``"ok"`` (shared by the C loop and the MJX backend)."""
+    success = all(d.success for d in directions) and len(directions) == len(DIRECTIONS)
+    return success, ("ok" if success else reason)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -238,7 +238,7 @@ class MjxSimulator:
         """Simulate grasps ``i``: palm pose ``palms[i] (4, 4)``, joint angles ``q_grasps[i] (J,)``,
         squeeze targets ``q_squeezes[i] (J,)``. Returns :func:`simulate_scene`'s dicts, plus
         ``contacts_capped``. ``progress(n)`` is called after each batch with its grasp count."""
-        from jaxgrasp.simulate import DIRECTIONS, DirectionResult
+        from jaxgrasp.simulate import DIRECTIONS, DirectionResult, failure_reason, verdict
 
         cfg = self.cfg
         out, jobs = [], []
@@ -262,11 +262,11 @@ class MjxSimulator:
                     r["contacts_capped"] |= self.max_contacts > 0 and nc >= self.max_contacts
                     r["directions"].append(DirectionResult(name, wd * 1e3, wr, ok))
                     if not ok:
-                        reason = f"{'moved' if wd >= cfg.max_translation else 'turned'} {name}"
+                        reason = failure_reason(name, wd, cfg)
                         if cfg.stop_on_failure:
                             break
-                success = all(d.success for d in r["directions"]) and len(r["directions"]) == len(DIRECTIONS)
-                r.update(success=success, reason="ok" if success else reason)
+                success, reason = verdict(r["directions"], reason)
+                r.update(success=success, reason=reason)
             if progress is not None:
                 progress(len(chunk))
         return out
