@@ -12,3 +12,22 @@ os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
+
+
+import gc  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_code():
+    """Drop JAX's compiled executables after each test module.
+
+    Every XLA:CPU executable keeps its code in many small memory mappings, and the suite compiles
+    hundreds of distinct functions in one process: without this the process reached ~62,000
+    mappings by the last module, next to Linux's default ``vm.max_map_count`` of 65,530, and LLVM
+    segfaulted inside a compile (test_train) when a mapping was refused.
+    """
+    yield
+    jax.clear_caches()
+    gc.collect()
