@@ -5,7 +5,10 @@ differences) can be compared at 1e-6 and below; tests that check float32 behavio
 create float32 arrays explicitly, and library code keeps the dtype of its inputs.
 """
 
+import gc
 import os
+
+import pytest
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
 
@@ -14,19 +17,15 @@ import jax  # noqa: E402
 jax.config.update("jax_enable_x64", True)
 
 
-import gc  # noqa: E402
-
-import pytest  # noqa: E402
-
-
 @pytest.fixture(autouse=True, scope="module")
 def _release_compiled_code():
     """Drop JAX's compiled executables after each test module.
 
     Every XLA:CPU executable keeps its code in many small memory mappings, and the suite compiles
     hundreds of distinct functions in one process: without this the process reached ~62,000
-    mappings by the last module, next to Linux's default ``vm.max_map_count`` of 65,530, and LLVM
-    segfaulted inside a compile (test_train) when a mapping was refused.
+    mappings by the last module, next to Linux's default ``vm.max_map_count`` of 65,530, and the
+    run segfaulted inside an XLA compile (test_train) in two of four runs, most likely on a
+    refused mapping (with this fixture the peak is ~17,000 and no run crashed).
     """
     yield
     jax.clear_caches()
