@@ -24,9 +24,16 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxgrasp.hand import load_hand
 from jaxgrasp.evaluation import compile_evaluation
-from jaxgrasp.planner import PlanConfig, as_object, initial_configs, make_scene, plan_grasps
+from jaxgrasp.hand import load_hand
+from jaxgrasp.planner import (
+    PlanConfig,
+    as_object,
+    compile_plan,
+    initial_configs,
+    make_scene,
+    plan_grasps,
+)
 from jaxgrasp.procedural import procedural_set
 
 CHECKPOINTS = (5.0,)
@@ -104,7 +111,7 @@ def main() -> None:
         seen.add(key)
         for m in methods:
             if m == "jaxgrasp":
-                jaxgrasp_run(hand, obj, tm, 0.1, cfg)
+                compile_plan(hand, obj, tm, cfg)  # the steps, active sets and squeeze
             else:
                 annealing_run(hand, obj, tm, 3.0)
     compile_s = time.perf_counter() - t0

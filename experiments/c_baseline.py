@@ -52,6 +52,7 @@ def main(argv=None) -> int:
     from jaxgrasp.planner import (
         PlanConfig,
         as_object,
+        compile_plan,
         initial_configs,
         make_scene,
         plan_grasps,
@@ -77,7 +78,7 @@ def main(argv=None) -> int:
         key = make_scene(obj, tm, cfg).obj.faces.shape
         if key not in seen:  # both planners' steps, once per padded optimization shape
             seen.add(key)
-            plan_grasps((obj, rep), hand, config=cfg, time_budget=0.1)
+            compile_plan(hand, obj, tm, cfg)
             anneal_grasps((obj, rep), hand, config=acfg, time_budget=3.0)
     compile_s = time.perf_counter() - t0
 
@@ -126,7 +127,7 @@ def main(argv=None) -> int:
         f"{time.perf_counter() - t_start:.0f} s",
         f"jaxgrasp: plan_grasps(time_budget) with PlanConfig() (rounds of {cfg.num_starts} starts x {cfg.steps} "
         f"steps, new seeds per round, the {cfg.eval_top} lowest-loss starts evaluated exactly every "
-        f"{cfg.eval_every} steps); annealing: anneal_grasps(time_budget) with AnnealConfig() ({acfg.chains} "
+        f"{cfg.eval_every} steps; after each round the best grasps are squeezed, {cfg.squeeze.steps} steps); annealing: anneal_grasps(time_budget) with AnnealConfig() ({acfg.chains} "
         f"chains, {acfg.steps}-step cycles); set-up, steps and exact evaluation count for both; steps: Adam "
         "steps per start (jaxgrasp) or annealing steps per chain",
         "sim 1x / 10x: MuJoCo, DexGraspBench protocol (jaxgrasp.simulate) at 10 N/kg (about 1x the weight) "

@@ -19,6 +19,8 @@ Terms (names used by :func:`combine` and :class:`LossWeights`):
 * ``"self"``: :func:`loss_self_collision`, points of each link inside the convex hulls of other,
   non-adjacent links (H-representation ``A x <= b``), squared depth.
 * ``"guide"``: :func:`loss_guide` ``= sum d^2`` over the contact points.
+* ``"touch"``: :func:`loss_touch`, weighted candidates pulled to within a target distance of the
+  surface (not in the paper: the planner's contact-closing phase, off in the main loss).
 """
 
 from __future__ import annotations
@@ -31,18 +33,20 @@ import jax.numpy as jnp
 
 @dataclasses.dataclass(frozen=True)
 class LossWeights:
-    """Loss weights, paper Table I: c_coll 1, c_self 1, c_guide 0.1, c_data 1 (and 1 for e^-Q1)."""
+    """Loss weights, paper Table I: c_coll 1, c_self 1, c_guide 0.1, c_data 1 (and 1 for e^-Q1);
+    ``touch`` (not in the paper) is 0 except in the planner's contact-closing phase."""
 
     q1: float = 1.0
     coll: float = 1.0
     self_coll: float = 1.0
     guide: float = 0.1
     data: float = 1.0
+    touch: float = 0.0
 
     def as_dict(self) -> dict[str, float]:
         """Weights keyed by term name; ``coll`` weighs both collision terms."""
         return {"q1": self.q1, "coll": self.coll, "coll_hull": self.coll, "self": self.self_coll,
-                "guide": self.guide, "data": self.data}
+                "guide": self.guide, "data": self.data, "touch": self.touch}
 
 
 def _masked_sum(x: jax.Array, mask: jax.Array | None, axis=-1) -> jax.Array:
@@ -161,6 +165,27 @@ def loss_guide(d_contacts: jax.Array, weights: jax.Array | None = None, *, scale
     if weights is not None:
         dd = weights * dd
     return jnp.sum(dd, axis=-1)
+
+
+def loss_touch(d_contacts: jax.Array, weights: jax.Array, *, target: float, scale: float = 1.0) -> jax.Array:
+    """Touch term, ``sum w_i max(|d_i| - target, 0)^2 / scale^2``: pulls the weighted contact
+    candidates to within ``target`` of the surface, from outside or inside.
+
+    The exact Q1 counts a candidate as a contact only within a tolerance (3 mm by default) of the
+    surface, while the generalized Q1 bound already rewards near candidates; this term closes
+    that gap once a grasp has been found (see ``PlanConfig.squeeze``).
+
+    Args:
+        d_contacts: (..., N) signed distances of the contact candidates [m].
+        weights: (..., N) weights in [0, 1] (e.g. :func:`jaxgrasp.objective.touch_weights`).
+        target: [m] gap below which a candidate costs nothing.
+        scale: length unit [m].
+
+    Returns:
+        (...) loss.
+    """
+    gap = jnp.maximum(jnp.abs(d_contacts) - target, 0.0) / scale
+    return jnp.sum(weights * gap * gap, axis=-1)
 
 
 def combine(terms: dict[str, jax.Array], weights: dict[str, float] | LossWeights

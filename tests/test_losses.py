@@ -122,3 +122,31 @@ def test_combine_and_table_one_weights():
     # differentiable end to end
     g = jax.grad(lambda x: L.combine({"q1": L.loss_q1(x), "guide": L.loss_guide(x[None])}, w)[0])(jnp.asarray(0.2))
     assert float(g) == pytest.approx(-np.exp(-0.2) + 0.1 * 2 * 0.2)
+
+
+def test_touch_term_against_its_formula_and_finite_at_the_surface():
+    d = jnp.asarray([[0.004, -0.002, 0.0005, 0.0, -0.0005, 0.02]])
+    w = jnp.asarray([[1.0, 0.5, 1.0, 1.0, 1.0, 0.25]])
+    got = L.loss_touch(d, w, target=0.001, scale=0.003)
+    gap = np.maximum(np.abs(np.asarray(d)) - 0.001, 0.0) / 0.003
+    assert got.shape == (1,)
+    assert float(got[0]) == pytest.approx(float(np.sum(np.asarray(w) * gap**2)), rel=1e-6)
+    # within the target, outside or inside, a candidate costs nothing and is not pushed
+    g = jax.grad(lambda x: L.loss_touch(x, w[0], target=0.001, scale=0.003))(d[0])
+    assert bool(jnp.all(jnp.isfinite(g))) and float(jnp.abs(g[2:5]).max()) == 0.0
+    # outside it is pulled towards the surface from both sides
+    assert float(g[0]) > 0 and float(g[1]) < 0 and float(g[5]) > 0
+
+
+def test_touch_weights_pick_near_facing_candidates_and_stop_gradients():
+    from jaxgrasp.objective import touch_weights
+
+    n_obj = jnp.asarray([[0.0, 0.0, 1.0]] * 4)
+    n_grip = jnp.asarray([[0.0, 0.0, -1.0], [0.0, 0.0, -1.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
+    d = jnp.asarray([0.002, 0.03, 0.002, 0.002])
+    w = touch_weights(d, n_obj, n_grip, 0.01, 0.5)
+    # facing and near > facing and far; a back-facing or sideways candidate is not pulled
+    assert float(w[0]) == pytest.approx(np.exp(-0.2) / (1 + np.exp(-10.0)), rel=1e-5)
+    assert float(w[1]) < 0.1 * float(w[0]) and float(w[2]) < 1e-6 and float(w[3]) < 1e-4
+    g = jax.grad(lambda dd: jnp.sum(touch_weights(dd, n_obj, n_grip, 0.01, 0.5)))(d)
+    assert float(jnp.abs(g).max()) == 0.0

@@ -122,6 +122,36 @@ def test_evaluate_detects_penetration():
     assert m["penetration_mm"] > 5.0 and not m["valid"]
 
 
+def test_squeeze_pulls_backed_off_fingers_onto_the_surface():
+    """The contact-closing phase (SqueezeConfig): back planned sphere grasps off by 4 mm along the
+    palm normal, so their contacts lose touch, then squeeze them. With the touch term the exact
+    evaluation counts more contacts than without it (same steps and collision weights), and the
+    squeezed grasps do not penetrate."""
+    import dataclasses
+
+    from jaxgrasp.kinematics import pose_hand
+    from jaxgrasp.planner import as_object, make_scene, squeeze
+
+    mesh, results = _plan("sphere")
+    hand = results[0].hand
+    obj, _, tm = as_object(mesh)
+    scene = make_scene(obj, tm, CFG)
+    x = np.resize(np.stack([r.config for r in results]), (CFG.num_starts, len(results[0].config)))
+    for xi in x:
+        T = np.asarray(pose_hand(hand, jnp.asarray(xi)).T_world_palm, np.float64)
+        xi[:3] -= 0.004 * T[:3, :3] @ np.asarray(hand.palm_normal, np.float64)
+    no_touch = dataclasses.replace(CFG, squeeze=dataclasses.replace(CFG.squeeze, touch=0.0))
+    k = len(results)
+    counts = {}
+    for name, xs in (("backed off", x), ("squeezed", np.asarray(squeeze(hand, scene, x, CFG))),
+                     ("no touch", np.asarray(squeeze(hand, scene, x, no_touch)))):
+        ms = [evaluate(hand, obj, xi, CFG, tm, extras=False) for xi in xs[:k]]
+        counts[name] = sum(m["num_contacts"] for m in ms)
+        if name == "squeezed":
+            assert max(m["penetration_mm"] for m in ms) <= 1.0, ms
+    assert counts["squeezed"] > max(counts["backed off"], counts["no touch"]) + 2 * k, counts
+
+
 def test_three_finger_hand_plans():
     hand = load_hand("threefinger")
     results = plan_grasps(_shape("cylinder"), hand, config=PlanConfig(num_starts=8, steps=150))
