@@ -26,6 +26,7 @@ from jaxgrasp.planner import (
     rank_key,
     run_steps_batch,
     select_active_batch,
+    squeeze_best,
     start_configs,
     variable_scale,
 )
@@ -69,7 +70,9 @@ def plan_batch(meshes, hand: str | HandModel = "shadow", *, num_grasps: int = 1,
         progress: called as ``progress(step, terms)`` after every chunk of steps.
 
     Returns:
-        Per object, its ``num_grasps`` results (same order as ``meshes``).
+        Per object, its ``num_grasps`` results (same order as ``meshes``); as in
+        :func:`jaxgrasp.planner.plan_grasps`, each start is evaluated, squeezed and keeps the
+        better of the two (per object, after the batched steps).
     """
     cfg = config or PlanConfig()
     if cfg.num_starts < num_grasps:
@@ -95,8 +98,13 @@ def plan_batch(meshes, hand: str | HandModel = "shadow", *, num_grasps: int = 1,
                 x[i] = xi
     elapsed = time.perf_counter() - t0
     out = []
-    for (obj, report, tm), xo in zip(loaded, x):
+    for (obj, report, tm), xo, scene in zip(loaded, x, scenes):
+        xo = np.array(xo)  # a writable copy (the squeeze replaces rows)
         starts = [evaluate(hand_model, obj, xi, cfg, tm, extras=False) for xi in xo]
+        # As plan_grasps: each start keeps the better of itself and its squeezed version.
+        for i, (m, xi) in enumerate(squeeze_best(hand_model, obj, tm, scene, list(zip(starts, xo)), cfg)):
+            if rank_key(m) < rank_key(starts[i]):
+                xo[i], starts[i] = xi, m
         order = sorted(range(len(starts)), key=lambda i: rank_key(starts[i]))
         out.append([make_result(hand_model, obj, report, tm, xo[i], starts[i], starts, elapsed, cfg) for i in order[:num_grasps]])
     return out
