@@ -19,6 +19,7 @@ from jaxgrasp.planner import (
     optimize,
     plan_grasps,
     rank_key,
+    squeeze,
     start_configs,
 )
 
@@ -52,11 +53,13 @@ def test_plan_batch_groups_by_watertightness_and_keeps_input_order():
         assert rank_key(rs[0].metrics) <= rank_key(rs[1].metrics)
     for i, (m, rs) in enumerate(zip(meshes, results)):
         # The same starts optimized alone (the key plan_batch gives object i): each returned
-        # grasp is one of them (vmap over objects = the same computation, in input order).
+        # grasp is one of them or its squeezed version (vmap over objects = the same
+        # computation, in input order).
         key = jax.random.split(jax.random.PRNGKey(CFG.seed), len(meshes))[i]
         obj, _, tm = as_object(m)
         scene = make_scene(obj, tm, CFG, pad_faces=256)
         x, _ = optimize(hand, scene, start_configs(hand, obj, CFG, key), CFG)
+        x = np.concatenate([np.asarray(x), np.asarray(squeeze(hand, scene, x, CFG))])
         got = np.stack([r.config for r in rs])
         dist = np.min(np.abs(got[:, None, :] - np.asarray(x)[None]).max(-1), axis=1)
         assert np.all(dist < 1e-4), dist
