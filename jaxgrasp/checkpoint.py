@@ -18,7 +18,7 @@ import orbax.checkpoint as ocp
 
 from jaxgrasp import losses
 from jaxgrasp import model as M
-from jaxgrasp.planner import PlanConfig
+from jaxgrasp.planner import PlanConfig, SqueezeConfig
 
 _COUNTERS = ("epoch", "step_in_epoch", "step", "phase")
 
@@ -87,6 +87,8 @@ def train_config_from_json(d: dict):
 
     plan = dict(d["plan"])
     plan["weights"] = losses.LossWeights(**plan["weights"])
+    if "squeeze" in plan:  # runs saved before the squeeze existed use the default
+        plan["squeeze"] = SqueezeConfig(**plan["squeeze"])
     return TrainConfig(**{**d, "weights": losses.LossWeights(**d["weights"]), "chamfer": ChamferWeights(**d["chamfer"]),
                           "plan": PlanConfig(**plan)})
 
