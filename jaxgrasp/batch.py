@@ -26,7 +26,7 @@ from jaxgrasp.planner import (
     rank_key,
     run_steps_batch,
     select_active_batch,
-    squeeze_best,
+    squeeze_starts,
     start_configs,
     variable_scale,
 )
@@ -101,10 +101,7 @@ def plan_batch(meshes, hand: str | HandModel = "shadow", *, num_grasps: int = 1,
     for (obj, report, tm), xo, scene in zip(loaded, x, scenes):
         xo = np.array(xo)  # a writable copy (the squeeze replaces rows)
         starts = [evaluate(hand_model, obj, xi, cfg, tm, extras=False) for xi in xo]
-        # As plan_grasps: each start keeps the better of itself and its squeezed version.
-        for i, (m, xi) in enumerate(squeeze_best(hand_model, obj, tm, scene, list(zip(starts, xo)), cfg)):
-            if rank_key(m) < rank_key(starts[i]):
-                xo[i], starts[i] = xi, m
+        squeeze_starts(hand_model, obj, tm, scene, xo, starts, cfg)  # as plan_grasps
         order = sorted(range(len(starts)), key=lambda i: rank_key(starts[i]))
         out.append([make_result(hand_model, obj, report, tm, xo[i], starts[i], starts, elapsed, cfg) for i in order[:num_grasps]])
     return out

@@ -408,6 +408,15 @@ def squeeze_best(hand: HandModel, obj: Object, tm: trimesh.Trimesh, scene: Scene
     return out
 
 
+def squeeze_starts(hand: HandModel, obj: Object, tm: trimesh.Trimesh, scene: Scene, x: np.ndarray,
+                   metrics: list[dict], cfg: PlanConfig) -> None:
+    """Squeeze every start of ``x (S, 6 + I)`` (evaluated as ``metrics``) once; in place, a start
+    is replaced (``x`` and ``metrics``) only when its squeezed version ranks better."""
+    for i, (m, xi) in enumerate(squeeze_best(hand, obj, tm, scene, list(zip(metrics, x)), cfg)):
+        if rank_key(m) < rank_key(metrics[i]):
+            x[i], metrics[i] = xi, m
+
+
 def compile_plan(hand: HandModel, obj: Object, tm: trimesh.Trimesh, cfg: PlanConfig) -> None:
     """Compile everything anytime planning (:func:`plan_grasps` with a ``time_budget``) runs for
     this hand and padded object size: the active sets, the steps in chunks of ``cfg.eval_every``,
@@ -489,10 +498,7 @@ def plan_grasps(mesh, hand: str | HandModel = "shadow", *, num_grasps: int = 1, 
     x, _ = optimize(hand_model, scene, x0, cfg, progress=progress)
     x = np.array(x)
     starts = [evaluate(hand_model, obj, xi, cfg, tm, extras=False) for xi in x]
-    # Each start keeps the better of itself and its squeezed version (SqueezeConfig).
-    for i, (m, xi) in enumerate(squeeze_best(hand_model, obj, tm, scene, list(zip(starts, x)), cfg)):
-        if rank_key(m) < rank_key(starts[i]):
-            x[i], starts[i] = xi, m
+    squeeze_starts(hand_model, obj, tm, scene, x, starts, cfg)
     order = sorted(range(len(starts)), key=lambda i: rank_key(starts[i]))
     if cfg.refine_steps > 0:
         refine(hand_model, obj, tm, scene, x, starts, order[:num_grasps], cfg)
@@ -509,6 +515,13 @@ def _plan_anytime(hand: HandModel, obj: Object, report, tm: trimesh.Trimesh, sce
     best: dict[tuple[int, int], tuple[dict, np.ndarray]] = {}
     first_valid, first_valid_steps, steps, evaluations, rnd = None, None, 0, 0, 0
     squeezed: set[tuple[int, int]] = set()  # keys of ``best`` already squeezed
+
+    def record(m: dict) -> None:  # count an evaluation; note the first valid one
+        nonlocal evaluations, first_valid, first_valid_steps
+        evaluations += 1
+        if m["valid"] and first_valid is None:
+            first_valid, first_valid_steps = time.perf_counter() - t0, steps
+
     while rnd == 0 or time.perf_counter() - t0 < time_budget:
         x0 = start_configs(hand, obj, cfg, jax.random.PRNGKey(cfg.seed + rnd))
         y = x0 / scale
@@ -525,9 +538,7 @@ def _plan_anytime(hand: HandModel, obj: Object, report, tm: trimesh.Trimesh, sce
             xs = np.asarray(y * scale)
             for i in [] if early else np.argsort(np.asarray(total))[:cfg.eval_top]:
                 m = evaluate(hand, obj, xs[i], cfg, tm, extras=False)
-                evaluations += 1
-                if m["valid"] and first_valid is None:
-                    first_valid, first_valid_steps = time.perf_counter() - t0, steps
+                record(m)
                 key = (rnd, int(i))
                 if key not in best or rank_key(m) <= rank_key(best[key][0]):
                     best[key] = (m, xs[i])
@@ -540,9 +551,7 @@ def _plan_anytime(hand: HandModel, obj: Object, report, tm: trimesh.Trimesh, sce
                     if k not in squeezed][:cfg.num_starts]
             squeezed.update(todo)
             for j, (m, xi) in enumerate(squeeze_best(hand, obj, tm, scene, [best[k] for k in todo], cfg, t0 + time_budget)):
-                evaluations += 1
-                if m["valid"] and first_valid is None:
-                    first_valid, first_valid_steps = time.perf_counter() - t0, steps
+                record(m)
                 best[(rnd, -1 - j)] = (m, xi)
         rnd += 1
     elapsed = time.perf_counter() - t0
