@@ -49,12 +49,16 @@ SCREEN_TOLERANCE = 0.002
 
 
 def screening_mesh(tm: trimesh.Trimesh, obj: Object) -> tuple[Object, float] | None:
-    """The pre-screening mesh of :func:`evaluate` (see :data:`SCREEN_FACES`), or None."""
-    for faces in SCREEN_FACES:
-        em = evaluation_mesh(tm, obj, faces)
-        if em is None or em[1] <= SCREEN_TOLERANCE:
-            return em
-    return em
+    """The pre-screening mesh of :func:`evaluate` (see :data:`SCREEN_FACES`), or None; chosen
+    once per mesh and kept in its metadata."""
+    if "jaxgrasp_screening" not in tm.metadata:
+        for i, faces in enumerate(SCREEN_FACES):
+            last = i == len(SCREEN_FACES) - 1
+            em = evaluation_mesh(tm, obj, faces, reject_above=float("inf") if last else SCREEN_TOLERANCE)
+            if em is None or em[1] <= SCREEN_TOLERANCE:
+                break
+        tm.metadata["jaxgrasp_screening"] = em
+    return tm.metadata["jaxgrasp_screening"]
 
 
 def evaluation_points(tm: trimesh.Trimesh) -> np.ndarray:
@@ -76,8 +80,15 @@ def decimated(tm: trimesh.Trimesh, max_faces: int) -> trimesh.Trimesh:
     return tm.metadata[key]
 
 
-def evaluation_mesh(tm: trimesh.Trimesh, obj: Object, max_faces: int) -> tuple[Object, float] | None:
+def evaluation_mesh(tm: trimesh.Trimesh, obj: Object, max_faces: int,
+                    reject_above: float = float("inf")) -> tuple[Object, float] | None:
     """The decimated mesh used to pre-screen hand samples, and its distance bound to the full mesh.
+
+    Args:
+        reject_above: [m] when the distance from the full mesh to the decimated one already
+            exceeds this, that one-sided distance is returned without measuring the other side
+            (a lower bound of the two-sided distance, enough to reject the mesh; ~0.15 s saved
+            on a 16k-face scan) and nothing is cached.
 
     Returns:
         ``(coarse object, hausdorff [m])``, or ``None`` when the mesh has at most ``4 *
@@ -91,12 +102,15 @@ def evaluation_mesh(tm: trimesh.Trimesh, obj: Object, max_faces: int) -> tuple[O
             small = decimated(tm, max_faces)
             dtype = np.dtype(obj.vertices.dtype.name)
             coarse = make_object(small.vertices, small.faces, check_units=False, dtype=dtype)[0]
-            # Both one-sided distances, over vertices and dense surface samples of each side.
+            # Both one-sided distances, over vertices and dense surface samples of each side; the
+            # cheaper one (full-mesh points to the decimated mesh) first.
             full_pts = np.concatenate([np.asarray(tm.vertices), evaluation_points(tm)])
+            d1 = float(np.abs(np.asarray(signed_distance(coarse, jnp.asarray(full_pts, dtype), exact=False)[0])).max())
+            if d1 > reject_above:
+                return coarse, d1
             small_pts = np.concatenate([small.vertices, trimesh.sample.sample_surface_even(small, 2000, seed=0)[0]])
-            d1 = np.abs(np.asarray(signed_distance(coarse, jnp.asarray(full_pts, dtype), exact=False)[0]))
-            d2 = np.abs(np.asarray(signed_distance(obj, jnp.asarray(small_pts, dtype), exact=False)[0]))
-            tm.metadata[key] = (coarse, float(max(d1.max(), d2.max())))
+            d2 = float(np.abs(np.asarray(signed_distance(obj, jnp.asarray(small_pts, dtype), exact=False)[0])).max())
+            tm.metadata[key] = (coarse, max(d1, d2))
     return tm.metadata[key]
 
 

@@ -79,8 +79,25 @@ def test_screened_evaluation_equals_full_evaluation_on_a_large_mesh():
         b = evaluate(hand, obj, xi, CFG, tm, extras=False, screen=False)
         for k in ("q1", "penetration_mm", "self_penetration_mm", "num_contacts", "valid"):
             assert np.isclose(a[k], b[k], rtol=1e-9, atol=1e-9), (k, a[k], b[k])
-    assert tm.metadata["jaxgrasp_eval_mesh_1024"] is not None  # screened
+    assert tm.metadata["jaxgrasp_screening"] is not None  # screened
     assert max(evaluate(hand, obj, xi, CFG, tm, extras=False)["penetration_mm"] for xi in xs[-1]) > 5.0
+
+
+def test_screening_mesh_rejects_a_coarse_level_early_and_bounds_the_chosen_one(monkeypatch):
+    """With a tolerance no decimation meets, the 1,024-face level is rejected on its first
+    one-sided distance (and not cached) and the last level is measured on both sides: its bound
+    is the one a full measurement of that level gives."""
+    from jaxgrasp import evaluation
+
+    mesh = trimesh.creation.icosphere(subdivisions=5, radius=0.04)
+    obj, _, tm = as_object(mesh)
+    monkeypatch.setattr(evaluation, "SCREEN_TOLERANCE", 1e-6)
+    coarse, bound = evaluation.screening_mesh(tm, obj)
+    assert "jaxgrasp_eval_mesh_1024" not in tm.metadata
+    assert int(np.asarray(coarse.face_mask).sum()) > 1024
+    _, _, fresh = as_object(mesh)
+    assert bound == evaluation.evaluation_mesh(fresh, obj, evaluation.SCREEN_FACES[-1])[1]
+    assert evaluation.screening_mesh(tm, obj)[1] == bound  # chosen once
 
 
 def test_anytime_budget_runs_one_chunk_then_stops():
