@@ -11,7 +11,8 @@ Public API (explicit re-exports):
   :func:`winding_number`, :class:`ClosestFeatures`, :func:`build_grid`, :class:`Grid`
 * grasp quality: :class:`QualityConfig`, :func:`contact_weights`, :func:`q1_upper`,
   :func:`q1_lower`, :func:`q1_lower_solution`, :func:`q1_exact`, :func:`wrench_directions`,
-  :func:`edge_wrenches`, :func:`characteristic_length`, :class:`SDPOptions`
+  :func:`edge_wrenches`, :func:`characteristic_length`, :class:`SDPOptions`, and the highest Q1
+  any grasp of a mesh can have: :func:`band_contacts`, :func:`q1_ceiling`
 * losses: :class:`LossWeights`, :func:`loss_q1`, :func:`loss_collision`,
   :func:`loss_object_in_hull`, :func:`loss_self_collision`, :func:`loss_guide`, :func:`combine`
 * planning: :func:`plan`, :func:`plan_grasps`, :class:`PlanConfig`, :class:`GraspResult`
@@ -19,6 +20,7 @@ Public API (explicit re-exports):
 * simulation: :func:`simulate_grasp`, :func:`simulate_many`, :class:`SimConfig`, :class:`SimResult`
 """
 
+from jaxgrasp.ceiling import band_contacts, q1_ceiling
 from jaxgrasp.culling import Grid, build_grid
 from jaxgrasp.geometry import ClosestFeatures, closest_features, signed_distance, winding_number
 from jaxgrasp.hand import HandLoadError, HandModel, bundled_hands, load_hand
@@ -77,6 +79,8 @@ __all__ = [
     "q1_lower_solution",
     "q1_upper",
     "wrench_directions",
+    "band_contacts",
+    "q1_ceiling",
     "SDPOptions",
     "SimConfig",
     "SimResult",
