@@ -74,7 +74,8 @@ def band_contacts(tm: trimesh.Trimesh, com: np.ndarray, tolerance: float, *,
     if np.any(sharp):
         n1, n2 = fn[adj[sharp, 0]], fn[adj[sharp, 1]]
         ends = v[np.asarray(tm.face_adjacency_edges)[sharp]]  # (E, 2, 3)
-        theta = angles[sharp]
+        # a fold (theta = pi, opposite normals) has no unique arc: the clip keeps sin(theta) > 0
+        theta = np.minimum(angles[sharp], np.pi - 1e-3)
         k = np.ceil(theta / step).astype(int)  # arcs cut into k pieces: k - 1 interior normals
         for kk in np.unique(k):
             sel = k == kk
