@@ -99,8 +99,9 @@ def _max_support(V, directions, chunk):
     memory)."""
     m = V.shape[0]
     pad = -m % chunk
-    V = jnp.concatenate([V, jnp.zeros((pad, 6), V.dtype)]).reshape(-1, chunk, 6)  # zeros: the origin
-    return jnp.max(jax.lax.map(lambda Vi: jnp.max(Vi @ directions.T, axis=0), V), axis=0)
+    V = jnp.concatenate([V, jnp.zeros((pad, 6), V.dtype)]).reshape(-1, chunk, 6)  # zero rows change no max
+    h = jnp.max(jax.lax.map(lambda Vi: jnp.max(Vi @ directions.T, axis=0), V), axis=0)
+    return jnp.maximum(h, 0.0)  # the origin is in the hull: without force closure the bound is 0
 
 
 @functools.partial(jax.jit, static_argnames=("steps",))

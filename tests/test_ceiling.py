@@ -103,6 +103,11 @@ def test_band_contacts_cover_sharp_edges_and_reject_bad_input():
     assert np.allclose(np.linalg.norm(n, axis=1), 1.0)
     diag = np.sum(np.abs(n) > 0.1, axis=1)
     assert np.any(diag == 2) and np.any(diag == 3)  # edge and corner normals
+    # one face's contacts (no force closure): every wrench pushes along that face's inward
+    # normal, so the bound is 0, not the negative support in the opposite direction
+    bound, _ = q1_ceiling(p[:6], n[:6], mu=MU, torque_scale=1.0, num_edges=EDGES, key=jax.random.PRNGKey(0),
+                          num_starts=8, steps=50, chunk=8)
+    assert bound == 0.0
     with pytest.raises(ValueError, match="tolerance"):
         band_contacts(tm, np.zeros(3), -1.0)
     with pytest.raises(ValueError, match="shape"):
