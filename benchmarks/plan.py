@@ -37,6 +37,15 @@ from jaxgrasp.planner import (
 from jaxgrasp.procedural import procedural_set
 
 CHECKPOINTS = (5.0,)
+SCANS = str(Path(__file__).resolve().parents[1].parent / "shared" / "objects")
+
+
+def benchmark_objects(num_procedural: int, scans: str) -> tuple[list[tuple[str, object]], set[str]]:
+    """The benchmark's objects, ``[(name, mesh or path)]``: ``num_procedural`` procedural ones
+    (seed 7) plus the ``.stl`` scans in ``scans`` when that folder exists; and the scans' names."""
+    objects = list(procedural_set(num_procedural, seed=7))
+    files = sorted(Path(scans).glob("*.stl")) if Path(scans).is_dir() else []
+    return objects + [(f.stem, str(f)) for f in files], {f.stem for f in files}
 
 
 def jaxgrasp_run(hand, obj, tm, budget: float, cfg: PlanConfig) -> dict:
@@ -80,7 +89,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--objects", type=int, default=20, help="procedural objects")
     ap.add_argument("--budget", type=float, default=30.0, help="seconds per object and method")
-    ap.add_argument("--scans", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "objects"))
+    ap.add_argument("--scans", default=SCANS)
     ap.add_argument("--methods", default="jaxgrasp,annealing")
     ap.add_argument("--hand", default="shadow")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "plan.json"))
@@ -89,9 +98,7 @@ def main() -> None:
 
     cfg = PlanConfig()
     hand = load_hand(args.hand)
-    objects = [(name, mesh) for name, mesh in procedural_set(args.objects, seed=7)]
-    scans = sorted(Path(args.scans).glob("*.stl")) if Path(args.scans).is_dir() else []
-    objects += [(f.stem, str(f)) for f in scans]
+    objects, scan_names = benchmark_objects(args.objects, args.scans)
 
     # Warm-up: compile every padded shape once, outside the timed runs.
     t0 = time.perf_counter()
@@ -147,7 +154,7 @@ def main() -> None:
     for m in methods:
         tv = [r[m]["time_to_valid_s"] for r in rows]
         ok = [t for t in tv if t is not None]
-        scan_tv = [r[m]["time_to_valid_s"] for r in rows if r["object"] in {f.stem for f in scans}]
+        scan_tv = [r[m]["time_to_valid_s"] for r in rows if r["object"] in scan_names]
         scan_ok = sorted(t if t is not None else np.inf for t in scan_tv)
         summary[m] = {
             "valid_within_budget": f"{len(ok)}/{len(rows)}",

@@ -17,28 +17,28 @@ import json
 import os
 import platform
 import time
-from pathlib import Path
 
 import jax
 import numpy as np
+from plan import (  # the planner benchmark's object set (benchmarks/plan.py)
+    SCANS,
+    benchmark_objects,
+)
 
 from jaxgrasp.ceiling import band_contacts, q1_ceiling
 from jaxgrasp.planner import PlanConfig, as_object
-from jaxgrasp.procedural import procedural_set
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--objects", type=int, default=20, help="procedural objects")
-    ap.add_argument("--scans", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "objects"))
+    ap.add_argument("--scans", default=SCANS)
     ap.add_argument("--plan", default=os.path.join(os.path.dirname(__file__), "results", "plan.json"))
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "q1_ceiling.json"))
     args = ap.parse_args()
 
     cfg = PlanConfig()
-    objects = list(procedural_set(args.objects, seed=7))
-    scans = sorted(Path(args.scans).glob("*.stl")) if Path(args.scans).is_dir() else []
-    objects += [(f.stem, str(f)) for f in scans]
+    objects, _ = benchmark_objects(args.objects, args.scans)
     plan = {}
     if os.path.exists(args.plan):
         with open(args.plan) as f:
