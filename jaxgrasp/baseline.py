@@ -528,7 +528,8 @@ def anneal_grasps(mesh, hand: str | HandModel = "shadow", *, num_grasps: int = 1
     p = anneal_params(cfg, hand_model)
     # The planner's starts (same key use as planner.plan_grasps: equal with chains == num_starts).
     x0 = planner.initial_configs(hand_model, float(obj.size), cfg.chains, jax.random.PRNGKey(cfg.seed),
-                                 opening=cfg.eval.opening, standoff=cfg.eval.standoff)
+                                 opening=cfg.eval.opening, standoff=cfg.eval.standoff,
+                                 axes=planner.principal_axes(obj))
     pivot = jnp.asarray(planner.grasp_point(hand_model, cfg.eval.opening), hand_model.body_pos.dtype)
     state = init_chains(x0, jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 1))
     ev = _Evaluations(hand_model, obj, tm, cfg, t0)
@@ -608,7 +609,7 @@ def _restart(hand, state: ChainState, obj, cfg: AnnealConfig, cycle: int) -> Cha
             best_x=state.best_x, best_e=state.best_e, best_terms=state.best_terms, accepted=state.accepted)
     k = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 1000 + cycle)
     x = planner.initial_configs(hand, float(obj.size), cfg.chains, k, opening=cfg.eval.opening,
-                                standoff=cfg.eval.standoff)
+                                standoff=cfg.eval.standoff, axes=planner.principal_axes(obj))
     return init_chains(x, state.key).replace(accepted=state.accepted)
 
 

@@ -85,7 +85,7 @@ from jaxgrasp.evaluation import object_trimesh
 from jaxgrasp.hand import load_hand
 from jaxgrasp.lie import matrix_to_rotvec_np
 from jaxgrasp.objects import load_object, make_object
-from jaxgrasp.planner import PlanConfig, as_object, evaluate, initial_configs, make_scene, optimize, rank_key
+from jaxgrasp.planner import PlanConfig, as_object, evaluate, make_scene, optimize, rank_key, start_configs
 from jaxgrasp.procedural import procedural_set
 from jaxgrasp.render import default_cameras, render_views
 
@@ -289,8 +289,7 @@ def ground_truth(mesh: trimesh.Trimesh, hand, config: DatasetConfig) -> dict[str
     pc = plan_config(config)
     obj, _, tm = as_object(mesh)
     scene = make_scene(obj, tm, pc, dtype=hand.body_pos.dtype)
-    x0 = initial_configs(hand, float(obj.size), pc.num_starts, jax.random.PRNGKey(pc.seed),
-                         opening=pc.opening, standoff=pc.standoff)
+    x0 = start_configs(hand, obj, pc, jax.random.PRNGKey(pc.seed))
     x, _ = optimize(hand, scene, x0, pc)
     x = np.asarray(x, np.float64)
     starts = [evaluate(hand, obj, xi, pc, tm, extras=False) for xi in x]

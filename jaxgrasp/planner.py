@@ -47,7 +47,7 @@ from jaxgrasp.objective import (  # noqa: F401 (re-exported)
 )
 from jaxgrasp.objects import LoadReport, Object, load_object, make_object, pow2_bucket
 from jaxgrasp.quality import wrench_directions
-from jaxgrasp.starts import fibonacci_sphere, grasp_point, initial_configs  # noqa: F401 (re-exported)
+from jaxgrasp.starts import fibonacci_sphere, grasp_point, initial_configs, principal_axes  # noqa: F401 (re-exported)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,8 +177,9 @@ class PlanConfig:
 
 def start_configs(hand: HandModel, obj: Object, cfg: PlanConfig, key: jax.Array) -> jnp.ndarray:
     """The planner's ``(cfg.num_starts, 6 + I)`` starts for one object (:func:`initial_configs`
-    with the settings of ``cfg``)."""
-    return initial_configs(hand, float(obj.size), cfg.num_starts, key, opening=cfg.opening, standoff=cfg.standoff)
+    with the settings of ``cfg``, laid out in the object's :func:`principal_axes`)."""
+    return initial_configs(hand, float(obj.size), cfg.num_starts, key, opening=cfg.opening, standoff=cfg.standoff,
+                           axes=principal_axes(obj))
 
 
 # ----------------------------------------------------------------------------------------------
