@@ -87,7 +87,9 @@ def initial_configs(hand: HandModel, radius: float, num: int, key: jax.Array, *,
 
     Args:
         axes: ``(3, 3)`` rotation whose columns are the frame the sphere and the rolls are laid
-            out in (the planners pass :func:`principal_axes`); None: the object's own frame.
+            out in, the sphere's poles on the first column (the planners pass
+            :func:`principal_axes`: poles on the longest axis); None: the object's own frame,
+            poles on its z axis.
 
     Returns:
         ``(num, 6 + I)`` configurations.
@@ -98,7 +100,8 @@ def initial_configs(hand: HandModel, radius: float, num: int, key: jax.Array, *,
     s = np.cross(a, f)
     gp = grasp_point(hand, opening)
     rolls = np.asarray(jax.random.uniform(key, (num,), minval=0.0, maxval=2 * np.pi))
-    A = np.eye(3) if axes is None else np.asarray(axes, np.float64)
+    # The sphere's poles (its z) on the first axis: columns (2, 3, 1), a cyclic order, so a rotation.
+    A = np.eye(3) if axes is None else np.asarray(axes, np.float64)[:, [1, 2, 0]]
     out = []
     for u, roll in zip(fibonacci_sphere(num), rolls):
         e1 = np.cross(u, [1.0, 0.0, 0.0] if abs(u[0]) < 0.9 else [0.0, 1.0, 0.0])
