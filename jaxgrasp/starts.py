@@ -1,7 +1,7 @@
 """Starting configurations of the planners: approach directions spread on a sphere, the palm
 facing the object, fingers open (paper VI.A's initialization; shared by the annealing baseline).
 The sphere is laid out in the object's principal axes (:func:`principal_axes`), so the starts
-turn with the object: a mesh gets the same grasps in whatever frame it comes.
+turn with the object: a mesh gets the same starts in whatever frame it comes.
 """
 
 from __future__ import annotations

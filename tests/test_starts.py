@@ -73,6 +73,19 @@ def test_starts_turn_with_the_object(seed):
     assert not np.allclose(Tb[:3, :3], R @ Ta[:3, :3], atol=1e-3)
 
 
+def test_the_sphere_poles_lie_on_the_longest_axis():
+    """Start k's grasp point sits at axes @ (sphere direction k, its z on the longest axis)."""
+    from jaxgrasp.starts import fibonacci_sphere, grasp_point
+
+    hand, obj = load_hand("shadow"), _obj(_lumpy())
+    cfg = PlanConfig(num_starts=6)
+    x = np.asarray(start_configs(hand, obj, cfg, jax.random.PRNGKey(0)), np.float64)
+    axes, gp = principal_axes(obj), grasp_point(hand, cfg.opening)
+    at = np.stack([Rotation.from_rotvec(xi[3:6]).as_matrix() @ gp + xi[:3] for xi in x]) / (float(obj.size) + cfg.standoff)
+    u = fibonacci_sphere(6)
+    assert np.allclose(at @ axes, u[:, [2, 0, 1]], atol=1e-5)  # (longest, second, shortest)
+
+
 def test_principal_axes_of_a_box_are_its_edges():
     """Distinct extents: the axes are the box's edge directions, longest first."""
     R = Rotation.from_euler("xyz", [20, -35, 50], degrees=True).as_matrix()
