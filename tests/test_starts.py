@@ -13,7 +13,7 @@ from jaxgrasp.hand import load_hand
 from jaxgrasp.kinematics import pose_hand
 from jaxgrasp.objects import make_object
 from jaxgrasp.planner import PlanConfig, start_configs
-from jaxgrasp.starts import principal_axes
+from jaxgrasp.starts import fibonacci_sphere, grasp_point, initial_configs, principal_axes
 
 
 def _lumpy(seed: int = 3, points: int = 40) -> trimesh.Trimesh:
@@ -65,8 +65,6 @@ def test_starts_turn_with_the_object(seed):
         assert np.allclose(Tb[:3, 3], R @ Ta[:3, 3], atol=1e-6)
         assert np.allclose(np.asarray(pa.joint_angles), np.asarray(pb.joint_angles), atol=1e-7)
     # ...while the starts in the object's own frame (no axes) do not turn with it.
-    from jaxgrasp.starts import initial_configs
-
     raw = [np.asarray(initial_configs(hand, float(o.size), 6, key, opening=cfg.opening, standoff=cfg.standoff))
            for o in (a, b)]
     Ta, Tb = (np.asarray(pose_hand(hand, jnp.asarray(r[0])).T_world_palm) for r in raw)
@@ -75,13 +73,12 @@ def test_starts_turn_with_the_object(seed):
 
 def test_the_sphere_poles_lie_on_the_longest_axis():
     """Start k's grasp point sits at axes @ (sphere direction k, its z on the longest axis)."""
-    from jaxgrasp.starts import fibonacci_sphere, grasp_point
-
     hand, obj = load_hand("shadow"), _obj(_lumpy())
     cfg = PlanConfig(num_starts=6)
     x = np.asarray(start_configs(hand, obj, cfg, jax.random.PRNGKey(0)), np.float64)
     axes, gp = principal_axes(obj), grasp_point(hand, cfg.opening)
-    at = np.stack([Rotation.from_rotvec(xi[3:6]).as_matrix() @ gp + xi[:3] for xi in x]) / (float(obj.size) + cfg.standoff)
+    at = np.stack([Rotation.from_rotvec(xi[3:6]).as_matrix() @ gp + xi[:3] for xi in x])
+    at /= float(obj.size) + cfg.standoff
     u = fibonacci_sphere(6)
     assert np.allclose(at @ axes, u[:, [2, 0, 1]], atol=1e-5)  # (longest, second, shortest)
 
