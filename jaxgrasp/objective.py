@@ -43,8 +43,8 @@ jax.tree_util.register_dataclass(
 def grasp_terms(hand: HandModel, scene: Scene, config: jnp.ndarray, sample_idx: jnp.ndarray,
                 object_idx: jnp.ndarray, *, beta: float, mu: float, penetration_scale: float,
                 collision_margin: float, self_samples: int, bound: str = "upper", touch_capture: float = 0.01,
-                touch_target: float = 0.001, touch_scale: float = 0.003, contact_cos: float = 0.5
-                ) -> dict[str, jnp.ndarray]:
+                touch_target: float = 0.001, touch_scale: float = 0.003, contact_cos: float = 0.5,
+                q1_temperature: float = 0.0) -> dict[str, jnp.ndarray]:
     """The loss terms of one configuration (centred frame), before weighting.
 
     Args:
@@ -68,7 +68,8 @@ def grasp_terms(hand: HandModel, scene: Scene, config: jnp.ndarray, sample_idx: 
         q1 = q1_lower(posed.contact_pos, n_c, c, mu=mu, torque_scale=scene.torque_scale,
                       k_contacts=min(16, hand.num_contacts))
     else:
-        q1 = q1_upper(posed.contact_pos, n_c, c, mu=mu, torque_scale=scene.torque_scale, directions=scene.directions)
+        q1 = q1_upper(posed.contact_pos, n_c, c, mu=mu, torque_scale=scene.torque_scale, directions=scene.directions,
+                      temperature=q1_temperature)
     d_s, _ = signed_distance(scene.obj, posed.sample_pos[sample_idx] + scene.com, exact=False)
     obj_pts = scene.object_points[object_idx]
     no_skip = jnp.zeros((obj_pts.shape[0], hand.num_bodies), bool)

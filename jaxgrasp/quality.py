@@ -208,13 +208,18 @@ def wrench_directions(num: int = 64, seed: int = 0) -> np.ndarray:
 
 
 def q1_upper(p: jax.Array, n: jax.Array, c: jax.Array, *, mu: float, torque_scale: float,
-             directions: jax.Array) -> jax.Array:
+             directions: jax.Array, temperature: float = 0.0) -> jax.Array:
     """Upper bound of Q1 (eq. 3) for one grasp, true (circular) friction cones.
 
     Args:
         p: (N, 3) contact positions [m]; n: (N, 3) object outward normals; c: (N,) weights.
         mu: friction coefficient; torque_scale: lambda [1/m].
         directions: (D, 6) unit directions in scaled wrench space (:func:`wrench_directions`).
+        temperature: 0 (default): the hard minimum over the directions, whose gradient reaches
+            a single contact. ``T > 0``: the soft minimum ``-T log sum_s exp(-h_s / T)`` of the
+            per-direction supports ``h_s``, within ``[min - T log D, min]`` (still an upper bound
+            of Q1 up to ``T log D``), whose gradient reaches the best contact of every direction
+            near the minimum.
 
     Returns:
         Scalar ``min_s max_i c_i max(0, g_perp + mu |g_par|)``, ``g = s_f + lambda s_tau x p_i``.
@@ -225,7 +230,10 @@ def q1_upper(p: jax.Array, n: jax.Array, c: jax.Array, *, mu: float, torque_scal
     g_perp = jnp.sum(g * u[None], axis=-1)
     g_par = _safe_norm(g - g_perp[..., None] * u[None], axis=-1)
     support = c[None, :] * jnp.maximum(g_perp + mu * g_par, 0.0)
-    return jnp.min(jnp.max(support, axis=1))
+    per_direction = jnp.max(support, axis=1)  # (D,)
+    if temperature > 0:
+        return -temperature * jax.nn.logsumexp(-per_direction / temperature)
+    return jnp.min(per_direction)
 
 
 def _select_contacts(p, n, c, k_contacts):

@@ -232,6 +232,40 @@ def test_upper_gradient_finite_on_degenerate_inputs():
     assert np.sum(per > 0) == 1
 
 
+def test_soft_upper_bound_brackets_the_hard_one_and_spreads_its_gradient():
+    """``temperature > 0``: a log-sum-exp soft minimum over the directions, within
+    ``[min - T log D, min]`` of the hard bound, equal to it as T -> 0, with a gradient (checked
+    against float64 central differences) that reaches several contacts, finite on degenerate
+    inputs."""
+    rng = np.random.default_rng(8)
+    D = jnp.asarray(Q.wrench_directions())
+    for trial in range(3):
+        p, n, c = (jnp.asarray(x) for x in sphere_grasp(rng, 6 + trial))
+        hard = float(Q.q1_upper(p, n, c, mu=MU, torque_scale=LAM, directions=D))
+        assert hard > 0
+        for T in (0.05, 0.01):
+            soft = float(Q.q1_upper(p, n, c, mu=MU, torque_scale=LAM, directions=D, temperature=T))
+            assert hard - T * np.log(len(D)) - 1e-12 <= soft <= hard + 1e-12
+        tiny = float(Q.q1_upper(p, n, c, mu=MU, torque_scale=LAM, directions=D, temperature=1e-5))
+        assert abs(tiny - hard) <= 1e-5 * np.log(len(D)) + 1e-12
+    f = lambda p, n, c: Q.q1_upper(p, n, c, mu=MU, torque_scale=LAM, directions=D, temperature=0.05)  # noqa: E731
+    g = jax.jit(jax.grad(f, argnums=(0, 1, 2)))
+    gp, gn, gc = g(p, n, c)
+    per = np.asarray(jnp.sum(gp**2, 1) + jnp.sum(gn**2, 1) + gc**2)
+    assert np.sum(per > 0) >= 3  # the hard bound's reaches one (test above)
+    # central differences along random directions, float64
+    for k in range(3):
+        dp, dn = (jnp.asarray(rng.normal(size=p.shape)) for _ in range(2))
+        h = 1e-6
+        fd = (float(f(p + h * dp, n + h * dn, c)) - float(f(p - h * dp, n - h * dn, c))) / (2 * h)
+        an = float(jnp.sum(gp * dp) + jnp.sum(gn * dn))
+        assert abs(fd - an) <= 1e-5 * max(1.0, abs(an)), (k, fd, an)
+    for args in [(p.at[1].set(p[0]), n.at[1].set(n[0]), c), (p, n, jnp.zeros_like(c)),
+                 (p, n.at[0].set(0.0), c), (jnp.zeros_like(p), n, c)]:
+        for x in g(*args):
+            assert bool(jnp.all(jnp.isfinite(x)))
+
+
 def test_hull_q1_separation_prefilter_matches_the_hull():
     """hull_q1 skips the 6-D hull when an LP finds a separating hyperplane; over inside, outside
     and barely-outside sets it must equal the hull-only value (scipy's ConvexHull)."""
