@@ -57,6 +57,8 @@ def grasp_terms(hand: HandModel, scene: Scene, config: jnp.ndarray, sample_idx: 
             :class:`PlanConfig`; self_samples: the first samples used for self-collision.
         touch_capture, touch_target, touch_scale, contact_cos: the touch term (:func:`touch_weights`,
             :func:`jaxgrasp.losses.loss_touch`); [m] except ``contact_cos``.
+        q1_temperature: soft minimum over the Q1 bound's directions (``temperature`` of
+            :func:`jaxgrasp.quality.q1_upper`; 0: the hard minimum; the upper bound only).
 
     Returns:
         ``{"q1": exp(-Q1_upper), "coll", "self", "guide", "touch"}`` and the raw ``"q1_upper"``.
