@@ -6,7 +6,8 @@ Both planners get the same wall-clock budget per object (``--budget``, default 1
 with ``--full``), the same hand, configuration space, starts and exact evaluation, through the
 libraries' own anytime modes: ``jaxgrasp.planner.plan_grasps(time_budget=B)`` (rounds of
 ``PlanConfig().steps`` Adam steps on ``num_starts`` starts, new seeds while time is left, the
-``eval_top`` lowest-loss starts evaluated exactly every ``eval_every`` steps) and
+``eval_top`` lowest-loss starts evaluated exactly every ``eval_every`` steps until a grasp is
+valid, then every ``eval_every_valid``, and every start at each round's end) and
 ``jaxgrasp.baseline.anneal_grasps(time_budget=B)`` (``AnnealConfig`` defaults); set-up, steps and
 exact evaluation all count. JAX compilation is done before timing, for both, as
 ``benchmarks/plan.py`` does: the exact evaluation once per object (it compiles per mesh size), each
@@ -127,7 +128,8 @@ def main(argv=None) -> int:
         f"{time.perf_counter() - t_start:.0f} s",
         f"jaxgrasp: plan_grasps(time_budget) with PlanConfig() (rounds of {cfg.num_starts} starts x {cfg.steps} "
         f"steps, new seeds per round, the {cfg.eval_top} lowest-loss starts evaluated exactly every "
-        f"{cfg.eval_every} steps; after each round the best grasps are squeezed, {cfg.squeeze.steps} steps); annealing: anneal_grasps(time_budget) with AnnealConfig() ({acfg.chains} "
+        f"{cfg.eval_every} steps until a grasp is valid, then every {cfg.eval_every_valid}, every start at a "
+        f"round's end{'' if cfg.eval_final else ' (off)'}; after each round the best grasps are squeezed, {cfg.squeeze.steps} steps); annealing: anneal_grasps(time_budget) with AnnealConfig() ({acfg.chains} "
         f"chains, {acfg.steps}-step cycles); set-up, steps and exact evaluation count for both; steps: Adam "
         "steps per start (jaxgrasp) or annealing steps per chain",
         "sim 1x / 10x: MuJoCo, DexGraspBench protocol (jaxgrasp.simulate) at 10 N/kg (about 1x the weight) "

@@ -44,7 +44,7 @@ def grasp_terms(hand: HandModel, scene: Scene, config: jnp.ndarray, sample_idx: 
                 object_idx: jnp.ndarray, *, beta: float, mu: float, penetration_scale: float,
                 collision_margin: float, self_samples: int, bound: str = "upper", touch_capture: float = 0.01,
                 touch_target: float = 0.001, touch_scale: float = 0.003, contact_cos: float = 0.5,
-                q1_temperature: float = 0.0) -> dict[str, jnp.ndarray]:
+                q1_temperature: float = 0.0, q1_search_steps: int = 0) -> dict[str, jnp.ndarray]:
     """The loss terms of one configuration (centred frame), before weighting.
 
     Args:
@@ -59,6 +59,8 @@ def grasp_terms(hand: HandModel, scene: Scene, config: jnp.ndarray, sample_idx: 
             :func:`jaxgrasp.losses.loss_touch`); [m] except ``contact_cos``.
         q1_temperature: soft minimum over the Q1 bound's directions (``temperature`` of
             :func:`jaxgrasp.quality.q1_upper`; 0: the hard minimum; the upper bound only).
+        q1_search_steps: descent steps of the upper bound's direction search (``search_steps``
+            of :func:`jaxgrasp.quality.q1_upper`; 0: the fixed directions only).
 
     Returns:
         ``{"q1": exp(-Q1_upper), "coll", "self", "guide", "touch"}`` and the raw ``"q1_upper"``.
@@ -71,7 +73,7 @@ def grasp_terms(hand: HandModel, scene: Scene, config: jnp.ndarray, sample_idx: 
                       k_contacts=min(16, hand.num_contacts))
     else:
         q1 = q1_upper(posed.contact_pos, n_c, c, mu=mu, torque_scale=scene.torque_scale, directions=scene.directions,
-                      temperature=q1_temperature)
+                      temperature=q1_temperature, search_steps=q1_search_steps)
     d_s, _ = signed_distance(scene.obj, posed.sample_pos[sample_idx] + scene.com, exact=False)
     obj_pts = scene.object_points[object_idx]
     no_skip = jnp.zeros((obj_pts.shape[0], hand.num_bodies), bool)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 
@@ -15,7 +16,7 @@ from jaxgrasp.grasp_io import load_grasp
 from jaxgrasp.hand import compile_model, load_hand, read_tree
 from jaxgrasp.lie import quat_to_matrix_np
 from jaxgrasp.plan import main as plan_main
-from jaxgrasp.planner import PlanConfig, evaluate, plan_grasps
+from jaxgrasp.planner import PlanConfig, evaluate, plan_grasps, starts_to_evaluate
 
 # Small but real settings: every start shares one compiled step (same padded shapes).
 CFG = PlanConfig(num_starts=8, steps=150, seed=0)
@@ -127,7 +128,6 @@ def test_squeeze_pulls_backed_off_fingers_onto_the_surface():
     palm normal, so their contacts lose touch, then squeeze them. With the touch term the exact
     evaluation counts more contacts than without it (same steps and collision weights), and the
     squeezed grasps do not penetrate."""
-    import dataclasses
 
     from jaxgrasp.kinematics import pose_hand
     from jaxgrasp.planner import as_object, make_scene, squeeze
@@ -161,15 +161,34 @@ def test_three_finger_hand_plans():
 
 def test_new_seed_reuses_the_compiled_steps():
     """Seeds and evaluation settings are not part of the compiled step's static key."""
-    import dataclasses
 
     from jaxgrasp import planner
 
     mesh, _ = _plan("sphere")
     before = planner._run_steps_jit._cache_size()
-    cfg = dataclasses.replace(CFG, seed=3, eval_top=1, standoff=0.02, max_penetration=0.002)
+    cfg = dataclasses.replace(CFG, seed=3, eval_top=1, eval_every_valid=40, eval_final=False, standoff=0.02,
+                              max_penetration=0.002)
     plan_grasps(mesh, "shadow", config=cfg)
     assert planner._run_steps_jit._cache_size() == before
     # A setting the steps do read compiles anew (the check above can fail).
     plan_grasps(mesh, "shadow", config=dataclasses.replace(cfg, steps=20))
     assert planner._run_steps_jit._cache_size() > before
+
+
+def test_anytime_evaluation_schedule():
+    """Which starts the anytime loop evaluates after a chunk: the lowest-loss ones every
+    ``eval_every`` steps until a grasp is valid, then every ``eval_every_valid``; every start at the
+    end of a round with ``eval_final``; nothing before ``eval_from``."""
+    cfg = PlanConfig(num_starts=5, steps=200, eval_every=10, eval_top=2, eval_every_valid=40, eval_final=True)
+    total = np.array([3.0, 1.0, 4.0, 0.5, 2.0])
+    ev = functools.partial(starts_to_evaluate, total, cfg=cfg)
+    assert ev(20, early=True, found_valid=False) == []
+    assert ev(50, early=False, found_valid=False) == [3, 1]
+    assert ev(50, early=False, found_valid=True) == []
+    assert ev(80, early=False, found_valid=True) == [3, 1]
+    assert ev(200, early=False, found_valid=True) == [0, 1, 2, 3, 4]
+    assert ev(200, early=False, found_valid=False) == [0, 1, 2, 3, 4]
+    # Without eval_final the end of a round is an ordinary evaluation, even off the schedule.
+    plain = dataclasses.replace(cfg, eval_final=False, steps=190)
+    assert starts_to_evaluate(total, 190, plain, early=False, found_valid=True) == [3, 1]
+    assert starts_to_evaluate(total, 150, plain, early=False, found_valid=True) == []

@@ -291,3 +291,50 @@ def test_hull_q1_separation_prefilter_matches_the_hull():
         zero += want == 0.0
         positive += want > 0.0
     assert zero >= 10 and positive >= 10
+
+
+def test_direction_search_tightens_the_upper_bound_and_stays_above_exact_q1():
+    """``search_steps > 0`` adds the iterates of a descent on the sphere to the directions: over
+    random force-closure grasps the bound never rises, never falls below the exact Q1 of a
+    fine linearized cone (an inscribed pyramid: below the true cone's Q1), and comes much
+    closer to it. Its gradient is the fixed-direction bound's with the found directions added
+    as constants (float64 central differences); finite on degenerate inputs."""
+    rng = np.random.default_rng(12)
+    D = jnp.asarray(Q.wrench_directions())
+    ratio_fixed, ratio_search = [], []
+    while len(ratio_search) < 24:
+        p, n, c = sphere_grasp(rng, 8)
+        exact = Q.q1_exact(p, n, c, mu=MU, torque_scale=LAM, num_edges=16)
+        if exact <= 0:
+            continue
+        p, n, c = (jnp.asarray(x) for x in (p, n, c))
+        fixed = float(Q.q1_upper(p, n, c, mu=MU, torque_scale=LAM, directions=D))
+        found = float(Q.q1_upper(p, n, c, mu=MU, torque_scale=LAM, directions=D, search_steps=12))
+        assert exact * (1 - 1e-9) <= found <= fixed
+        ratio_fixed.append(fixed / exact)
+        ratio_search.append(found / exact)
+    # Measured on this set: median 2.0x without the search, 1.1x with it.
+    assert np.median(ratio_fixed) > 1.5
+    assert np.median(ratio_search) < 1.25
+
+    f = lambda p, n, c: Q.q1_upper(p, n, c, mu=MU, torque_scale=LAM, directions=D, search_steps=6)  # noqa: E731
+    g = jax.jit(jax.grad(f, argnums=(0, 1, 2)))
+    gp, gn, gc = g(p, n, c)
+    # The same value with the found directions frozen into the direction set.
+    u = -Q._unit(n)
+    per = jnp.max(Q._cone_supports(D, p, u, c, MU, LAM), axis=1)
+    _, idx = jax.lax.top_k(-per, 4)
+    S = jnp.concatenate([D, Q._search_directions(D[idx], p, u, c, MU, LAM, 6)])
+    frozen = lambda p, n, c: Q.q1_upper(p, n, c, mu=MU, torque_scale=LAM, directions=S)  # noqa: E731
+    assert float(f(p, n, c)) == pytest.approx(float(frozen(p, n, c)), rel=1e-12)
+    for k in range(3):
+        dp, dn, dc = (jnp.asarray(rng.normal(size=a.shape)) for a in (p, n, c))
+        h = 1e-6
+        fd = (float(frozen(p + h * dp, n + h * dn, c + h * dc)) - float(frozen(p - h * dp, n - h * dn, c - h * dc))) / (2 * h)
+        an = float(jnp.sum(gp * dp) + jnp.sum(gn * dn) + jnp.sum(gc * dc))
+        assert abs(fd - an) <= 1e-5 * max(1.0, abs(an)), (k, fd, an)
+    for args in [(p.at[1].set(p[0]), n.at[1].set(n[0]), c), (p, n, jnp.zeros_like(c)),
+                 (p, n.at[0].set(0.0), c), (jnp.zeros_like(p), n, c)]:
+        assert bool(jnp.isfinite(f(*args)))
+        for x in g(*args):
+            assert bool(jnp.all(jnp.isfinite(x)))
