@@ -279,8 +279,9 @@ def q1_upper(p: jax.Array, n: jax.Array, c: jax.Array, *, mu: float, torque_scal
             iterate joins the directions. The minimum over more directions is still an upper
             bound, and a tighter one: the fixed directions are sparse in 6-D, and an optimizer
             can raise the support along all of them while Q1 stays low between them. The search
-            itself is not differentiated (the iterates are constants of the value, as the fixed
-            directions are: by the envelope theorem the gradient at the minimum is the same).
+            itself is not differentiated: the gradient treats the iterates as constants, as it
+            does the fixed directions (exact where an iterate is the true minimizer, by the
+            envelope theorem).
         search_starts: how many fixed directions the search starts from.
 
     Returns:

@@ -61,7 +61,7 @@ from jaxgrasp import model as M
 from jaxgrasp.hand import HandModel, load_hand
 from jaxgrasp.kinematics import independent_angles
 from jaxgrasp.lie import so3_exp, so3_log
-from jaxgrasp.planner import PlanConfig, active_sets, as_object, face_bucket, grasp_loss, make_scene
+from jaxgrasp.planner import PlanConfig, active_sets, as_object, face_bucket, grasp_loss, loss_kwargs, make_scene
 
 DEFAULT_DATA = "data/bundled"
 DEFAULT_OUT = "out/train"
@@ -270,8 +270,7 @@ def batch_loss(params, batch: dict, hand: HandModel, scenes: Scenes, spec: StepS
     # planner, outside the gradient: indices.
     si, oi = jax.vmap(lambda s, xi: active_sets(hand, s, xi, k_s, p.object_points), in_axes=(axes, 0))(
         sc, jax.lax.stop_gradient(xo))
-    kw = dict(beta=p.beta, mu=p.mu, penetration_scale=p.penetration_scale, collision_margin=p.collision_margin,
-              self_samples=min(p.self_samples, hand.num_samples), bound="upper")
+    kw = loss_kwargs(hand, p, bound="upper")  # the SDP bound would cost ~50x per sample
     g_total, g_terms = jax.vmap(lambda s, xi, a, b: grasp_loss(hand, s, xi, a, b, spec.weights, **kw),
                                 in_axes=(axes, 0, 0, 0))(sc, xo, si, oi)
     total = spec.weights.data * jnp.mean(data) + jnp.mean(g_total)
