@@ -86,6 +86,10 @@ class PlanConfig:
             where the 64 fixed directions give 2x). Measured (same mix and runs as above, seed 0,
             with the evaluation schedule of the time): 12 steps 0.222 against 0.228 (the mustard
             bottle 0.083 -> 0.156, the cracker box 0.145 -> 0.021): the default stays 0.
+        q1_temperature_valid: anytime planning only: once a grasp is valid, the main steps use
+            this ``q1_temperature`` (None: ``q1_temperature`` throughout), so the soft bound can
+            raise Q1 without slowing the first valid grasp (which comes before it). Compiles a
+            second version of the steps when it differs.
         penetration_scale: depth [m] at which a penetrating sample costs 1 (collision terms).
         collision_margin: hand samples are pushed this far outside the object, so the
             optimum does not sit at the edge of penetration.
@@ -141,6 +145,7 @@ class PlanConfig:
     num_directions: int = 64
     q1_temperature: float = 0.0
     q1_search_steps: int = 0
+    q1_temperature_valid: float | None = None
     penetration_scale: float = 0.002
     collision_margin: float = 0.001
     contact_tolerance: float = 0.003

@@ -317,7 +317,8 @@ def compile_plan(hand: HandModel, obj: Object, tm: trimesh.Trimesh, cfg: PlanCon
     state = make_adam(cfg).init(y)
     si, oi = select_active(hand, scene, y, cfg)
     for n in {min(cfg.eval_every, cfg.steps), cfg.steps % cfg.eval_every} - {0}:
-        run_steps(hand, scene, y, state, si, oi, cfg, n)
+        for c in {cfg, valid_step_config(cfg)}:
+            run_steps(hand, scene, y, state, si, oi, c, n)
     if cfg.squeeze.steps > 0:
         squeeze(hand, scene, x0, cfg).block_until_ready()
 
@@ -420,7 +421,8 @@ def _plan_anytime(hand: HandModel, obj: Object, report, tm: trimesh.Trimesh, sce
             n = min(cfg.eval_every, cfg.steps - done)
             if done % (2 * cfg.eval_every) == 0:  # active sets: every other chunk (they move slowly)
                 si, oi = select_active(hand, scene, y, cfg)
-            y, state, total, terms = run_steps(hand, scene, y, state, si, oi, cfg, n)
+            y, state, total, terms = run_steps(hand, scene, y, state, si, oi,
+                                               cfg if first_valid is None else valid_step_config(cfg), n)
             done += n
             steps += n
             early = done < min(cfg.eval_from, cfg.steps) and (best or time.perf_counter() - t0 < time_budget)
@@ -449,6 +451,14 @@ def _plan_anytime(hand: HandModel, obj: Object, report, tm: trimesh.Trimesh, sce
     stats = {"time_to_first_valid_s": first_valid, "steps_to_first_valid": first_valid_steps, "steps": steps,
              "evaluations": evaluations}
     return [make_result(hand, obj, report, tm, x, {**m, **stats}, starts, elapsed, cfg) for m, x in ranked[:num_grasps]]
+
+
+def valid_step_config(cfg: PlanConfig) -> PlanConfig:
+    """The step settings of anytime planning once a grasp is valid: ``cfg`` with its Q1 bound's
+    temperature set to ``cfg.q1_temperature_valid`` (``cfg`` itself when that is None)."""
+    if cfg.q1_temperature_valid is None:
+        return cfg
+    return dataclasses.replace(cfg, q1_temperature=cfg.q1_temperature_valid)
 
 
 def starts_to_evaluate(total: np.ndarray, done: int, cfg: PlanConfig, *, early: bool, found_valid: bool) -> list[int]:

@@ -16,7 +16,7 @@ from jaxgrasp.grasp_io import load_grasp
 from jaxgrasp.hand import compile_model, load_hand, read_tree
 from jaxgrasp.lie import quat_to_matrix_np
 from jaxgrasp.plan import main as plan_main
-from jaxgrasp.planner import PlanConfig, evaluate, plan_grasps, starts_to_evaluate
+from jaxgrasp.planner import PlanConfig, evaluate, plan_grasps, starts_to_evaluate, step_config, valid_step_config
 
 # Small but real settings: every start shares one compiled step (same padded shapes).
 CFG = PlanConfig(num_starts=8, steps=150, seed=0)
@@ -178,7 +178,8 @@ def test_new_seed_reuses_the_compiled_steps():
 def test_anytime_evaluation_schedule():
     """Which starts the anytime loop evaluates after a chunk: the lowest-loss ones every
     ``eval_every`` steps until a grasp is valid, then every ``eval_every_valid``; every start at the
-    end of a round with ``eval_final``; nothing before ``eval_from``."""
+    end of a round with ``eval_final``; nothing before ``eval_from``. And the step settings once a
+    grasp is valid (``q1_temperature_valid``)."""
     cfg = PlanConfig(num_starts=5, steps=200, eval_every=10, eval_top=2, eval_every_valid=40, eval_final=True)
     total = np.array([3.0, 1.0, 4.0, 0.5, 2.0])
     ev = functools.partial(starts_to_evaluate, total, cfg=cfg)
@@ -192,3 +193,7 @@ def test_anytime_evaluation_schedule():
     plain = dataclasses.replace(cfg, eval_final=False, steps=190)
     assert starts_to_evaluate(total, 190, plain, early=False, found_valid=True) == [3, 1]
     assert starts_to_evaluate(total, 150, plain, early=False, found_valid=True) == []
+    # Once a grasp is valid the steps may use another Q1 temperature: a different compiled step.
+    assert valid_step_config(cfg) is cfg
+    soft = valid_step_config(dataclasses.replace(cfg, q1_temperature_valid=0.05))
+    assert soft.q1_temperature == 0.05 and step_config(soft) != step_config(cfg)
