@@ -113,6 +113,8 @@ class PlanConfig:
             runs, mean exact Q1 of the best valid grasp, seeds 0 / 1): every 10 steps without
             ``eval_final`` (the previous default) 0.228 / 0.2245; 40 with it 0.250 / 0.272; 200
             with it 0.262 / 0.272; ~25% more steps in the same time.
+        background: anytime planning runs its exact evaluations and squeeze passes on a background
+            thread while the steps go on (:mod:`jaxgrasp.anytime`); False: in the loop, in turn.
         q1_bound: the Q1 term of the loss: ``"upper"`` (eq. 3, cheap) or ``"lower"`` (the SOS/SDP
             certificate of eq. 4 over the 16 highest-weight candidates; ~50x costlier per step).
         refine_steps: after the main steps, refine the returned grasps with this many Adam steps
@@ -157,6 +159,7 @@ class PlanConfig:
     eval_from: int = 30
     eval_every_valid: int = 200
     eval_final: bool = True
+    background: bool = True
     q1_bound: str = "upper"
     refine_steps: int = 0
     refine_learning_rate: float = 0.01

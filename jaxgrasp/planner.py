@@ -280,7 +280,8 @@ def squeeze_best(hand: HandModel, obj: Object, tm: trimesh.Trimesh, scene: Scene
     Args:
         candidates: up to ``cfg.num_starts`` ``(metrics, config (6 + I,))``; padded to
             ``num_starts`` by repetition, so every call reuses the main loop's batch shape.
-        deadline: ``time.perf_counter()`` value after which no more results are evaluated.
+        deadline: ``time.perf_counter()`` value after which no more results are evaluated (an
+            evaluation that ends after it is dropped).
 
     Returns:
         ``(metrics with "squeezed": True, config)`` of the squeezed grasps evaluated in time.
@@ -293,7 +294,10 @@ def squeeze_best(hand: HandModel, obj: Object, tm: trimesh.Trimesh, scene: Scene
     for xi in xs[:len(candidates)]:
         if time.perf_counter() >= deadline:
             break
-        out.append(({**evaluate(hand, obj, xi, cfg, tm, extras=False), "squeezed": True}, xi))
+        m = evaluate(hand, obj, xi, cfg, tm, extras=False)
+        if time.perf_counter() >= deadline:  # finished after the deadline: not counted
+            break
+        out.append(({**m, "squeezed": True}, xi))
     return out
 
 
@@ -383,7 +387,9 @@ def plan_grasps(mesh, hand: str | HandModel = "shadow", *, num_grasps: int = 1, 
     if time_budget is not None:
         if not time_budget > 0:
             raise ValueError(f"time_budget must be > 0 seconds (or None), got {time_budget}")
-        return _plan_anytime(hand_model, obj, report, tm, scene, cfg, num_grasps, time_budget, t0, progress)
+        from jaxgrasp.anytime import plan_anytime  # (it imports this module)
+
+        return plan_anytime(hand_model, obj, report, tm, scene, cfg, num_grasps, time_budget, t0, progress)
     x0 = start_configs(hand_model, obj, cfg, jax.random.PRNGKey(cfg.seed))
     x, _ = optimize(hand_model, scene, x0, cfg, progress=progress)
     x = np.array(x)
@@ -395,62 +401,6 @@ def plan_grasps(mesh, hand: str | HandModel = "shadow", *, num_grasps: int = 1, 
         order = sorted(range(len(starts)), key=lambda i: rank_key(starts[i]))
     elapsed = time.perf_counter() - t0
     return [make_result(hand_model, obj, report, tm, np.asarray(x[i]), starts[i], starts, elapsed, cfg) for i in order[:num_grasps]]
-
-
-def _plan_anytime(hand: HandModel, obj: Object, report, tm: trimesh.Trimesh, scene: Scene, cfg: PlanConfig,
-                  num_grasps: int, time_budget: float, t0: float, progress) -> list[GraspResult]:
-    """The anytime loop of :func:`plan_grasps` (see ``time_budget`` there)."""
-    scale = variable_scale(hand, cfg)
-    # (round, start) -> best evaluation; squeezed grasps are (round, -1 - j)
-    best: dict[tuple[int, int], tuple[dict, np.ndarray]] = {}
-    first_valid, first_valid_steps, steps, evaluations, rnd = None, None, 0, 0, 0
-    squeezed: set[tuple[int, int]] = set()  # keys of ``best`` already squeezed
-
-    def record(m: dict) -> None:  # count an evaluation; note the first valid one
-        nonlocal evaluations, first_valid, first_valid_steps
-        evaluations += 1
-        if m["valid"] and first_valid is None:
-            first_valid, first_valid_steps = time.perf_counter() - t0, steps
-
-    while rnd == 0 or time.perf_counter() - t0 < time_budget:
-        x0 = start_configs(hand, obj, cfg, jax.random.PRNGKey(cfg.seed + rnd))
-        y = x0 / scale
-        state = make_adam(cfg).init(y)
-        done = 0
-        while done < cfg.steps and (not best or time.perf_counter() - t0 < time_budget):
-            n = min(cfg.eval_every, cfg.steps - done)
-            if done % (2 * cfg.eval_every) == 0:  # active sets: every other chunk (they move slowly)
-                si, oi = select_active(hand, scene, y, cfg)
-            y, state, total, terms = run_steps(hand, scene, y, state, si, oi,
-                                               cfg if first_valid is None else valid_step_config(cfg), n)
-            done += n
-            steps += n
-            early = done < min(cfg.eval_from, cfg.steps) and (best or time.perf_counter() - t0 < time_budget)
-            xs = np.asarray(y * scale)
-            for i in starts_to_evaluate(np.asarray(total), done, cfg, early=early, found_valid=first_valid is not None):
-                m = evaluate(hand, obj, xs[i], cfg, tm, extras=False)
-                record(m)
-                key = (rnd, int(i))
-                if key not in best or rank_key(m) <= rank_key(best[key][0]):
-                    best[key] = (m, xs[i])
-            if progress is not None:
-                progress(steps, {"total": total, **terms})
-        if done == cfg.steps and time.perf_counter() - t0 < time_budget:
-            # A finished round: squeeze the best grasps found so far that were not squeezed yet
-            # (squeezed ones included: a good squeezed grasp is squeezed again next round).
-            todo = [k for k in sorted(best, key=lambda k: rank_key(best[k][0]))
-                    if k not in squeezed][:cfg.num_starts]
-            squeezed.update(todo)
-            for j, (m, xi) in enumerate(squeeze_best(hand, obj, tm, scene, [best[k] for k in todo], cfg, t0 + time_budget)):
-                record(m)
-                best[(rnd, -1 - j)] = (m, xi)
-        rnd += 1
-    elapsed = time.perf_counter() - t0
-    ranked = sorted(best.values(), key=lambda mx: rank_key(mx[0]))
-    starts = [m for m, _ in ranked]
-    stats = {"time_to_first_valid_s": first_valid, "steps_to_first_valid": first_valid_steps, "steps": steps,
-             "evaluations": evaluations}
-    return [make_result(hand, obj, report, tm, x, {**m, **stats}, starts, elapsed, cfg) for m, x in ranked[:num_grasps]]
 
 
 def valid_step_config(cfg: PlanConfig) -> PlanConfig:

@@ -1,0 +1,66 @@
+"""Anytime planning's jobs: the background thread, and what counts within the budget."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import trimesh
+
+from jaxgrasp import anytime, planner
+from jaxgrasp.anytime import Jobs
+from jaxgrasp.hand import load_hand
+from jaxgrasp.planner import PlanConfig, as_object, compile_plan, plan_grasps
+
+CFG = PlanConfig(num_starts=4, steps=25, seed=3)  # the shapes of test_batch.py: compiled once
+
+
+def test_jobs_run_in_order_on_another_thread_and_hand_back_errors():
+    main = threading.get_ident()
+    seen = []
+    gate = threading.Event()
+    jobs = Jobs(background=True)
+    jobs.submit(lambda: (gate.wait(10), seen.append(("a", threading.get_ident()))))
+    jobs.submit(lambda: seen.append(("b", threading.get_ident())))
+    # submit() returned while the first job still waits: it runs elsewhere.
+    assert seen == [] and not jobs.idle()
+    gate.set()
+    jobs.wait()
+    assert [s for s, _ in seen] == ["a", "b"] and all(t != main for _, t in seen) and jobs.idle()
+    # A failing job: the ones after it are skipped, and close() raises its error.
+    jobs.submit(lambda: 1 / 0)
+    jobs.submit(lambda: seen.append("after the error"))
+    with pytest.raises(ZeroDivisionError):
+        jobs.close()
+    assert "after the error" not in seen
+    # Without a thread a job runs before submit() returns.
+    inline = Jobs(background=False)
+    inline.submit(lambda: seen.append(("now", threading.get_ident())))
+    assert seen[-1] == ("now", main) and inline.idle()
+    inline.close()
+
+
+def test_background_results_finishing_after_the_budget_do_not_count(monkeypatch):
+    """Evaluations on the background thread are made to end after the budget: none may count.
+    The call still returns grasps, all from evaluations on the main thread."""
+    hand = load_hand("shadow")
+    obj, _, tm = as_object(trimesh.creation.icosphere(subdivisions=2, radius=0.035))
+    compile_plan(hand, obj, tm, CFG)
+    budget = 3.0
+    calls = {"main": 0, "background": 0}
+    real = planner.evaluate
+
+    def slow_in_background(*args, **kw):
+        where = "main" if threading.current_thread() is threading.main_thread() else "background"
+        calls[where] += 1
+        if where == "background":
+            threading.Event().wait(budget + 0.5)  # ends after the budget whenever it started
+        return {**real(*args, **kw), "thread": where}
+
+    # Both names the loop evaluates by: its own, and the planner's (squeeze passes).
+    monkeypatch.setattr(anytime, "evaluate", slow_in_background)
+    monkeypatch.setattr(planner, "evaluate", slow_in_background)
+    r = plan_grasps((obj, None), hand, config=CFG, time_budget=budget)[0]
+    assert calls["background"] >= 1  # the first round ended in time: its squeeze ran on the thread
+    assert r.starts and all(m["thread"] == "main" for m in r.starts)
+    assert r.metrics["evaluations"] <= calls["main"]
