@@ -7,7 +7,8 @@ with ``--full``), the same hand, configuration space, starts and exact evaluatio
 libraries' own anytime modes: ``jaxgrasp.planner.plan_grasps(time_budget=B)`` (rounds of
 ``PlanConfig().steps`` Adam steps on ``num_starts`` starts, new seeds while time is left, the
 ``eval_top`` lowest-loss starts evaluated exactly every ``eval_every`` steps until a grasp is
-valid, then every ``eval_every_valid``, and every start at each round's end) and
+valid, then every ``eval_every_valid``, and every start at each round's end; once a grasp is
+valid, evaluations and squeezes on a background thread, ``PlanConfig.background``) and
 ``jaxgrasp.baseline.anneal_grasps(time_budget=B)`` (``AnnealConfig`` defaults); set-up, steps and
 exact evaluation all count. JAX compilation is done before timing, for both, as
 ``benchmarks/plan.py`` does: the exact evaluation once per object (it compiles per mesh size), each

@@ -3,13 +3,16 @@
 Rounds of ``cfg.steps`` Adam steps from new starts run until the budget is spent. The exact
 evaluations of the starts (:func:`jaxgrasp.planner.starts_to_evaluate` says which, after which
 chunk) and the squeeze passes after each finished round (:class:`jaxgrasp.plan_config.SqueezeConfig`)
-are *jobs*. With ``PlanConfig.background`` (the default) the jobs run in order on one background
-thread while the main thread goes on stepping: the compiled steps leave much of a second core
-idle, and most of an evaluation is host work (NumPy, the HiGHS LP, qhull) that releases the GIL.
-Measured on this 2-core CPU (sphere_7008): 10 steps alone 115 ms, 169 ms with evaluations running
-beside them, which ran at 4.1 per second (7.1 alone); with a squeeze running beside them 181 ms,
-the squeezes at 80% of their speed alone: together ~1.3-1.4x the work of running them in turn.
-Without ``background`` the jobs run at once, in the loop (the former behaviour).
+are *jobs*. With ``PlanConfig.background`` (the default) the squeeze passes, and the evaluations
+once a grasp is valid, run in order on one background thread while the main thread goes on
+stepping; until a grasp is valid the evaluations run at once, in turn with the steps, so a first
+valid grasp found in the first round comes when the serial loop finds it. The compiled steps leave
+much of the second core idle: in one run 10 steps (8 starts, sphere_7008) took 144 ms on this
+2-core CPU and 165 ms pinned to one core. In another, 115 ms alone and 169 ms with exact
+evaluations running beside them on a second thread, which ran at 4.1 per second
+(7.1 alone); with a squeeze running beside them 181 ms, the squeezes at 80% of their speed
+alone: together ~1.3-1.4x the work of running them in turn. Without ``background`` every job runs
+at once, in the loop.
 
 A job's result counts only if it finishes within the budget, so a background result never uses
 time past it. Only when nothing at all was evaluated in time does the loop evaluate past the

@@ -366,8 +366,10 @@ def plan_grasps(mesh, hand: str | HandModel = "shadow", *, num_grasps: int = 1, 
             ``cfg.steps`` steps from new starts run until the budget is spent; every
             ``cfg.eval_every`` steps the ``cfg.eval_top`` lowest-loss starts are evaluated
             exactly; after each finished round, while time is left, the best grasps found so
-            far that were not squeezed yet are squeezed (:class:`SqueezeConfig`) and evaluated;
-            the best evaluated grasps are returned. None: one round, then every start is
+            far that were not squeezed yet are squeezed (:class:`SqueezeConfig`) and evaluated
+            (with ``cfg.background``, on a background thread, as are the evaluations once a grasp
+            is valid: :mod:`jaxgrasp.anytime`); the best evaluated grasps are returned. None: one
+            round, then every start is
             evaluated, squeezed and keeps the better of the two.
 
     Returns:
