@@ -118,8 +118,8 @@ class PlanConfig:
         background: anytime planning runs its squeeze passes, and its exact evaluations once a
             grasp is valid, on a background thread while the steps go on
             (:mod:`jaxgrasp.anytime`); False: in the loop, in turn. Measured (2-core CPU, the
-            10-object mix above, seed 0, 30 s): ~1,000 -> ~1,400 steps per run on the procedural
-            objects, mean exact Q1 0.262 -> 0.284.
+            10-object mix above, 30 s): ~1,000 -> ~1,400 steps per run on the procedural
+            objects, mean exact Q1 0.262 / 0.272 -> 0.284 / 0.278 (seeds 0 / 1).
         q1_bound: the Q1 term of the loss: ``"upper"`` (eq. 3, cheap) or ``"lower"`` (the SOS/SDP
             certificate of eq. 4 over the 16 highest-weight candidates; ~50x costlier per step).
         refine_steps: after the main steps, refine the returned grasps with this many Adam steps
