@@ -172,9 +172,10 @@ def plan_anytime(hand: HandModel, obj: Object, report, tm: trimesh.Trimesh, scen
                 early = done < min(cfg.eval_from, cfg.steps) and not must
                 xs = np.asarray(y * scale)
                 idx = P.starts_to_evaluate(np.asarray(total), done, cfg, early=early, found_valid=found)
-                # Until a grasp is valid the evaluations run at once, in turn with the steps: the
-                # scans' first valid grasp came later with them in the background (4 scans, 30 s
-                # runs: 1.8-3.5 s, against 1.3-3.4 s).
+                # Until a grasp is valid the evaluations run at once, in turn with the steps, so the
+                # first round finds it as the serial loop does (whose time to a first valid grasp on
+                # the scans is benchmarked). With them in the background too, 4 scans' single runs
+                # took 1.8-3.5 s against the serial loop's 1.3-3.4 s in its benchmark run.
                 now = must or stats["first_valid"] is None
                 if not now and done < cfg.steps and not jobs.idle():
                     idx = []  # a mid-round check while the last one still runs: skip it
