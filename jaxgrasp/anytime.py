@@ -30,6 +30,7 @@ import jax
 import numpy as np
 import trimesh
 
+from jaxgrasp import planner as P  # (planner imports this module only inside plan_grasps)
 from jaxgrasp.evaluation import evaluate
 from jaxgrasp.hand import HandModel
 from jaxgrasp.objects import Object
@@ -46,6 +47,7 @@ class Jobs:
     def __init__(self, background: bool):
         self.busy = 0  # jobs submitted and not finished
         self.error: BaseException | None = None
+        self._cancelled = False
         self._cv = threading.Condition()
         self._queue: queue.SimpleQueue | None = None
         if background:
@@ -72,19 +74,22 @@ class Jobs:
         if self.error is not None:
             raise self.error
 
-    def close(self) -> None:
+    def close(self, cancel: bool = False) -> None:
         """Finish the queued jobs (a job skips itself when the budget is spent), stop the thread,
-        re-raise a job's error."""
+        re-raise a job's error. ``cancel``: skip the queued jobs instead (only the running one
+        ends) and raise nothing (the caller is already unwinding an error or an interrupt)."""
+        self._cancelled = cancel
         if self._queue is not None:
             self._queue.put(None)
             self._thread.join()
-        if self.error is not None:
+        if self.error is not None and not cancel:
             raise self.error
 
     def _work(self) -> None:
         while (job := self._queue.get()) is not None:
             try:
-                if self.error is None:  # after a failure the rest are skipped; close() raises it
+                # After a failure the rest are skipped (close() raises it); after a cancel, too.
+                if self.error is None and not self._cancelled:
                     job()
             except BaseException as e:  # noqa: BLE001 (handed to the main thread)
                 self.error = e
@@ -104,8 +109,6 @@ def plan_anytime(hand: HandModel, obj: Object, report, tm: trimesh.Trimesh, scen
     Returns:
         ``num_grasps`` :class:`jaxgrasp.planner.GraspResult`, best first.
     """
-    from jaxgrasp import planner as P
-
     scale = P.variable_scale(hand, cfg)
     # (round, start) -> best evaluation; squeezed grasps are (round, -1 - j)
     best: dict[tuple[int, int], tuple[dict, np.ndarray]] = {}
@@ -187,8 +190,10 @@ def plan_anytime(hand: HandModel, obj: Object, report, tm: trimesh.Trimesh, scen
             if done == cfg.steps and left() > 0:
                 jobs.submit(squeeze_pass(rnd))
             rnd += 1
-    finally:
-        jobs.close()
+    except BaseException:  # e.g. Ctrl-C: do not run the queued jobs first
+        jobs.close(cancel=True)
+        raise
+    jobs.close()
     elapsed = time.perf_counter() - t0
     ranked = sorted(best.values(), key=lambda mx: P.rank_key(mx[0]))
     starts = [m for m, _ in ranked]

@@ -33,6 +33,15 @@ def test_jobs_run_in_order_on_another_thread_and_hand_back_errors():
     with pytest.raises(ZeroDivisionError):
         jobs.close()
     assert "after the error" not in seen
+    # close(cancel=True) lets the running job end, skips the queued ones and raises nothing.
+    jobs, gate, started = Jobs(background=True), threading.Event(), threading.Event()
+    jobs.submit(lambda: (started.set(), gate.wait(10), seen.append("running")))
+    jobs.submit(lambda: seen.append("queued"))
+    jobs.submit(lambda: 1 / 0)
+    assert started.wait(10)
+    threading.Timer(0.2, gate.set).start()
+    jobs.close(cancel=True)
+    assert seen[-1] == "running" and "queued" not in seen
     # Without a thread a job runs before submit() returns.
     inline = Jobs(background=False)
     inline.submit(lambda: seen.append(("now", threading.get_ident())))
