@@ -157,6 +157,10 @@ def plan_anytime(hand: HandModel, obj: Object, report, tm: trimesh.Trimesh, scen
     try:
         while rnd == 0 or left() > 0:
             y = P.start_configs(hand, obj, cfg, jax.random.PRNGKey(cfg.seed + rnd)) / scale
+            if cfg.exploit > 0 and rnd > 0:
+                with lock:
+                    good = [best[k][1] for k in sorted(best, key=lambda k: P.rank_key(best[k][0])) if best[k][0]["valid"]]
+                y = P.exploit_starts(y, good, scale, cfg, jax.random.fold_in(jax.random.PRNGKey(cfg.seed + rnd), 1))
             state = P.make_adam(cfg).init(y)
             done = 0
             while done < cfg.steps and (not best or left() > 0):
@@ -175,11 +179,9 @@ def plan_anytime(hand: HandModel, obj: Object, report, tm: trimesh.Trimesh, scen
                 early = done < min(cfg.eval_from, cfg.steps) and not must
                 xs = np.asarray(y * scale)
                 idx = P.starts_to_evaluate(np.asarray(total), done, cfg, early=early, found_valid=found)
-                # Until a grasp is valid the evaluations run at once, in turn with the steps, so the
-                # first round finds it as the serial loop does (whose time to a first valid grasp on
-                # the scans is benchmarked). With them in the background too, 4 scans' single runs
-                # took 1.8-3.5 s against the serial loop's 1.3-3.4 s in its benchmark run.
-                now = must or stats["first_valid"] is None
+                # Before a grasp is valid the evaluations run at once, in turn with the steps, unless
+                # cfg.background_before_valid (see its docstring for what each measured).
+                now = must or (stats["first_valid"] is None and not cfg.background_before_valid)
                 if not now and done < cfg.steps and not jobs.idle():
                     idx = []  # a mid-round check while the last one still runs: skip it
                 for i in idx:

@@ -100,7 +100,8 @@ def independent_to_unconstrained(hand: HandModel, q_independent: jnp.ndarray) ->
 
 def couple(hand: HandModel, q_independent: jnp.ndarray) -> jnp.ndarray:
     """All joint angles ``(J,)`` from the independent ones ``(I,)`` through the couplings."""
-    q = jnp.zeros((hand.num_joints,), dtype=hand.joint_ref.dtype)
+    # The promoted dtype: a float64 configuration of a float32 hand is not cast down in the scatter.
+    q = jnp.zeros((hand.num_joints,), dtype=jnp.result_type(hand.joint_ref, q_independent))
     q = q.at[jnp.asarray(hand.independent, dtype=jnp.int32)].set(q_independent)
     for r, j in enumerate(hand.coupled):
         s = hand.coupling_poly_dir[r] @ q - hand.coupling_poly_ref[r]

@@ -34,6 +34,30 @@ def test_nearest_links_equal_all_links(name):
     assert float(full.max()) > 1e-3  # the closed poses do self-penetrate: the check can fail
 
 
+@pytest.mark.parametrize("name", ["shadow", "threefinger"])
+def test_nearest_links_gradient_equals_all_links(name):
+    """The depth recomputed from the one active plane has the gradient of the dense depth over
+    every link (with respect to the configuration, through the link poses and the samples)."""
+    hand = _hand(name)
+    skip = hand.collision_exclude[hand.sample_body]
+
+    def fast(x):
+        posed = pose_hand(hand, x)
+        return jnp.sum(nearest_hull_depth(hand, posed.T_world_body, posed.sample_pos, skip) ** 2)
+
+    def full(x):
+        posed = pose_hand(hand, x)
+        return jnp.sum(self_penetration(hand, posed.T_world_body, posed.sample_pos) ** 2)
+
+    key, largest = jax.random.PRNGKey(0), 0.0
+    for i in range(6):  # the poses of the test above
+        x = default_config(hand, 0.15 * i) + 0.3 * jax.random.normal(jax.random.fold_in(key, i), (hand.num_dof,))
+        g_fast, g_full = jax.grad(fast)(x), jax.grad(full)(x)
+        np.testing.assert_allclose(np.asarray(g_fast), np.asarray(g_full), rtol=1e-9, atol=1e-12)
+        largest = max(largest, float(jnp.abs(g_full).max()))
+    assert largest > 1e-4  # some poses self-penetrate: the check can fail
+
+
 def test_object_in_hand_matches_trimesh_hulls():
     """Points inside a posed link's convex hull (trimesh) get a positive depth, others zero."""
     hand = _hand("shadow")

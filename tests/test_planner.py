@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import json
 
+import jax
 import jax.numpy as jnp
 import mujoco
 import numpy as np
@@ -16,7 +17,16 @@ from jaxgrasp.grasp_io import load_grasp
 from jaxgrasp.hand import compile_model, load_hand, read_tree
 from jaxgrasp.lie import quat_to_matrix_np
 from jaxgrasp.plan import main as plan_main
-from jaxgrasp.planner import PlanConfig, evaluate, plan_grasps, starts_to_evaluate, step_config, valid_step_config
+from jaxgrasp.planner import (
+    PlanConfig,
+    evaluate,
+    exploit_starts,
+    plan_grasps,
+    starts_to_evaluate,
+    step_config,
+    valid_step_config,
+    variable_scale,
+)
 
 # Small but real settings: every start shares one compiled step (same padded shapes).
 CFG = PlanConfig(num_starts=8, steps=150, seed=0)
@@ -197,3 +207,21 @@ def test_anytime_evaluation_schedule():
     assert valid_step_config(cfg) is cfg
     soft = valid_step_config(dataclasses.replace(cfg, q1_temperature_valid=0.05))
     assert soft.q1_temperature == 0.05 and step_config(soft) != step_config(cfg)
+
+
+def test_exploit_starts_restart_from_the_best_grasps():
+    """A round's first ``exploit`` starts are the best valid grasps so far (in turn when fewer),
+    in scaled variables, plus Gaussian noise of ``exploit_noise``; the others stay fresh."""
+    hand = load_hand("shadow")
+    cfg = PlanConfig(num_starts=5, exploit=3, exploit_noise=0.1)
+    scale = np.asarray(variable_scale(hand, cfg))
+    y = jnp.asarray(np.random.default_rng(0).normal(size=(5, hand.num_dof)), jnp.float32)
+    good = [np.full(hand.num_dof, 0.01), np.full(hand.num_dof, -0.02)]
+    key = jax.random.PRNGKey(0)
+    out = np.asarray(exploit_starts(y, good, jnp.asarray(scale), cfg, key))
+    np.testing.assert_array_equal(out[3:], np.asarray(y)[3:])
+    noise = out[:3] - np.stack([good[0], good[1], good[0]]) / scale
+    assert 0.07 < noise.std() < 0.13 and abs(noise.mean()) < 0.03
+    np.testing.assert_array_equal(np.asarray(exploit_starts(y, good, jnp.asarray(scale), cfg, key)), out)
+    assert exploit_starts(y, [], jnp.asarray(scale), cfg, key) is y
+    assert exploit_starts(y, good, jnp.asarray(scale), dataclasses.replace(cfg, exploit=0), key) is y
