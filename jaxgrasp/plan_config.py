@@ -129,6 +129,9 @@ class PlanConfig:
             1.8-3.5 s in the background against 1.3-3.4 s in turn.
         exploit: anytime rounds after the first replace this many of their fresh starts by the
             best valid grasps found so far plus Gaussian noise (:func:`jaxgrasp.planner.exploit_starts`).
+            Measured (2-core CPU, the planner benchmark's 28 objects, 30 s anytime runs, seed 0):
+            mean exact Q1 0.294 with 4 against 0.303 without (per-object run-to-run spread ~0.03,
+            so ~0.006 on the mean): off by default.
         exploit_noise: standard deviation of that noise, in scaled variables (``x / scale``).
         q1_bound: the Q1 term of the loss: ``"upper"`` (eq. 3, cheap) or ``"lower"`` (the SOS/SDP
             certificate of eq. 4 over the 16 highest-weight candidates; ~50x costlier per step).
