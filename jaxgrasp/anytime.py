@@ -127,6 +127,9 @@ def plan_anytime(hand: HandModel, obj: Object, report, tm: trimesh.Trimesh, scen
         if key not in best or P.rank_key(m) <= P.rank_key(best[key][0]):
             best[key] = (m, x)
 
+    def ranked() -> list[tuple[int, int]]:  # keys of ``best``, best first; under ``lock``
+        return sorted(best, key=lambda k: P.rank_key(best[k][0]))
+
     def evaluation(key: tuple[int, int], x: np.ndarray, in_time: bool = True) -> Callable[[], None]:
         def job() -> None:
             if in_time and left() <= 0:
@@ -145,7 +148,7 @@ def plan_anytime(hand: HandModel, obj: Object, report, tm: trimesh.Trimesh, scen
             if left() <= 0:
                 return
             with lock:
-                todo = [k for k in sorted(best, key=lambda k: P.rank_key(best[k][0])) if k not in squeezed][:cfg.num_starts]
+                todo = [k for k in ranked() if k not in squeezed][:cfg.num_starts]
                 squeezed.update(todo)
                 candidates = [best[k] for k in todo]
             for j, (m, xi) in enumerate(P.squeeze_best(hand, obj, tm, scene, candidates, cfg, t0 + time_budget)):
@@ -159,7 +162,7 @@ def plan_anytime(hand: HandModel, obj: Object, report, tm: trimesh.Trimesh, scen
             y = P.start_configs(hand, obj, cfg, jax.random.PRNGKey(cfg.seed + rnd)) / scale
             if cfg.exploit > 0 and rnd > 0:
                 with lock:
-                    good = [best[k][1] for k in sorted(best, key=lambda k: P.rank_key(best[k][0])) if best[k][0]["valid"]]
+                    good = [best[k][1] for k in ranked() if best[k][0]["valid"]]
                 y = P.exploit_starts(y, good, scale, cfg, jax.random.fold_in(jax.random.PRNGKey(cfg.seed + rnd), 1))
             state = P.make_adam(cfg).init(y)
             done = 0
@@ -197,8 +200,8 @@ def plan_anytime(hand: HandModel, obj: Object, report, tm: trimesh.Trimesh, scen
         raise
     jobs.close()
     elapsed = time.perf_counter() - t0
-    ranked = sorted(best.values(), key=lambda mx: P.rank_key(mx[0]))
-    starts = [m for m, _ in ranked]
+    results = [best[k] for k in ranked()]  # the jobs are closed: no lock needed
+    starts = [m for m, _ in results]
     out = {"time_to_first_valid_s": stats["first_valid"], "steps_to_first_valid": stats["first_valid_steps"],
            "steps": steps, "evaluations": stats["evaluations"]}
-    return [P.make_result(hand, obj, report, tm, x, {**m, **out}, starts, elapsed, cfg) for m, x in ranked[:num_grasps]]
+    return [P.make_result(hand, obj, report, tm, x, {**m, **out}, starts, elapsed, cfg) for m, x in results[:num_grasps]]

@@ -73,13 +73,14 @@ def nearest_hull_depth(hand: HandModel, T_world_body: jnp.ndarray, points: jnp.n
     """
     T_const, p_const = jax.lax.stop_gradient(T_world_body), jax.lax.stop_gradient(points)
     R, t = T_const[:, :3, :3], T_const[:, :3, 3]
+    A_world, b_world, mask = world_hulls(hand, T_world_body)  # B*H planes: cheap to differentiate
+    A, b = jax.lax.stop_gradient(A_world), jax.lax.stop_gradient(b_world)
     center, radius = link_spheres(hand)
     c_world = jnp.einsum("bij,bj->bi", R, center) + t
     gap = jnp.linalg.norm(p_const[:, None, :] - c_world[None], axis=-1) - radius[None]
     gap = jnp.where(skip | ~jnp.isfinite(radius)[None], jnp.inf, gap)
     k = min(num_links, hand.num_bodies)
     neg_gap, links = jax.lax.top_k(-gap, k)  # (P, k) nearest links
-    A, b, mask = world_hulls(hand, T_const)
     val = jnp.einsum("pkhi,pi->pkh", A[links], p_const) - b[links]
     val = jnp.where(mask[links], val, _OUTSIDE)
     face = jnp.argmax(val, axis=-1)  # (P, k) each tested link's facet nearest the point
@@ -90,9 +91,8 @@ def nearest_hull_depth(hand: HandModel, T_world_body: jnp.ndarray, points: jnp.n
     inside = jnp.take_along_axis(depth, j, axis=-1)[:, 0] > 0
     link = jnp.take_along_axis(links, j, axis=-1)[:, 0]
     face = jnp.take_along_axis(face, j, axis=-1)[:, 0]
-    # The differentiable depth: the chosen plane, moved into the world (its link's pose).
-    normal = jnp.einsum("pij,pj->pi", T_world_body[link, :3, :3], hand.hull_normal[link, face])
-    d = -(jnp.sum(normal * (points - T_world_body[link, :3, 3]), axis=-1) + hand.hull_offset[link, face])
+    # The differentiable depth: the chosen world plane of the chosen link.
+    d = b_world[link, face] - jnp.sum(A_world[link, face] * points, axis=-1)
     return jnp.where(inside, jnp.maximum(d, 0.0), 0.0)
 
 
