@@ -16,7 +16,8 @@ at once, in the loop.
 
 A job's result counts only if it finishes within the budget, so a background result never uses
 time past it. Only when nothing at all was evaluated in time does the loop evaluate past the
-budget (the chunk's starts, at once), so that every call returns a grasp.
+budget (the last chunk's starts, at once, in the loop or after it), so that every call returns a
+grasp.
 """
 
 from __future__ import annotations
@@ -175,12 +176,12 @@ def plan_anytime(hand: HandModel, obj: Object, report, tm: trimesh.Trimesh, scen
                                                      P.valid_step_config(cfg) if found else cfg, n)
                 done += n
                 steps += n
+                xs = np.asarray(y * scale)  # (waits for the steps, so the check below sees their time)
                 must = not best and left() <= 0
                 if must:  # the budget is spent and nothing was evaluated in time: wait for the jobs,
                     jobs.wait()
                     must = not best  # and if they found nothing either, evaluate now, past the budget
                 early = done < min(cfg.eval_from, cfg.steps) and not must
-                xs = np.asarray(y * scale)
                 idx = P.starts_to_evaluate(np.asarray(total), done, cfg, early=early, found_valid=found)
                 # Before a grasp is valid the evaluations run at once, in turn with the steps, unless
                 # cfg.background_before_valid (see its docstring for what each measured).
@@ -199,6 +200,10 @@ def plan_anytime(hand: HandModel, obj: Object, report, tm: trimesh.Trimesh, scen
         jobs.close(cancel=True)
         raise
     jobs.close()
+    if not best:  # the budget ran out after a round's last in-time check and every job finished
+        # past it: evaluate that chunk's starts now, past the budget, as ``must`` does in the loop
+        for i in P.starts_to_evaluate(np.asarray(total), done, cfg, early=False, found_valid=False):
+            evaluation((rnd - 1, int(i)), xs[i], in_time=False)()
     elapsed = time.perf_counter() - t0
     results = [best[k] for k in ranked()]  # the jobs are closed: no lock needed
     starts = [m for m, _ in results]

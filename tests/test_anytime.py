@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import trimesh
@@ -49,9 +50,12 @@ def test_jobs_run_in_order_on_another_thread_and_hand_back_errors():
     inline.close()
 
 
-def test_background_results_finishing_after_the_budget_do_not_count(monkeypatch):
+@pytest.mark.parametrize("budget_ends_at_round_end", [False, True])
+def test_background_results_finishing_after_the_budget_do_not_count(monkeypatch, budget_ends_at_round_end):
     """Evaluations on the background thread are made to end after the budget: none may count.
-    The call still returns grasps, all from evaluations on the main thread."""
+    The call still returns grasps, all from evaluations on the main thread. With
+    ``budget_ends_at_round_end`` the budget runs out just after round 0's last in-time check
+    (the progress callback sleeps past it), so the loop ends with nothing counted in time."""
     hand = load_hand("shadow")
     obj, _, tm = as_object(trimesh.creation.icosphere(subdivisions=2, radius=0.035))
     compile_plan(hand, obj, tm, CFG)
@@ -69,7 +73,16 @@ def test_background_results_finishing_after_the_budget_do_not_count(monkeypatch)
     # Both names the loop evaluates by: its own, and the planner's (squeeze passes).
     monkeypatch.setattr(anytime, "evaluate", slow_in_background)
     monkeypatch.setattr(planner, "evaluate", slow_in_background)
-    r = plan_grasps((obj, None), hand, config=CFG, time_budget=budget)[0]
+    t_call = time.perf_counter()  # (the budget counts from a little later, inside the call)
+
+    def sleep_past_budget_at_round_end(step, terms):
+        if budget_ends_at_round_end and step == CFG.steps:
+            assert time.perf_counter() < t_call + budget, "round 0 was too slow for this test"
+            time.sleep(t_call + budget + 0.2 - time.perf_counter())
+
+    results = plan_grasps((obj, None), hand, config=CFG, time_budget=budget, progress=sleep_past_budget_at_round_end)
+    assert len(results) == 1
+    r = results[0]
     assert calls["background"] >= 1  # the first round ended in time: its squeeze ran on the thread
     assert r.starts and all(m["thread"] == "main" for m in r.starts)
     assert r.metrics["evaluations"] <= calls["main"]
