@@ -16,8 +16,8 @@ at once, in the loop.
 
 A job's result counts only if it finishes within the budget, so a background result never uses
 time past it. Only when nothing at all was evaluated in time does the loop evaluate past the
-budget (the last chunk's starts, at once, in the loop or after it), so that every call returns a
-grasp.
+budget (the last chunk's starts, after the loop, once the jobs have finished), so that every call
+returns a grasp.
 """
 
 from __future__ import annotations
@@ -177,22 +177,23 @@ def plan_anytime(hand: HandModel, obj: Object, report, tm: trimesh.Trimesh, scen
                 done += n
                 steps += n
                 xs = np.asarray(y * scale)  # (waits for the steps, so the check below sees their time)
-                must = not best and left() <= 0
-                if must:  # the budget is spent and nothing was evaluated in time: wait for the jobs,
-                    jobs.wait()
-                    must = not best  # and if they found nothing either, evaluate now, past the budget
-                early = done < min(cfg.eval_from, cfg.steps) and not must
-                idx = P.starts_to_evaluate(np.asarray(total), done, cfg, early=early, found_valid=found)
+                # The budget is spent and nothing counted yet: this is the last chunk (after the loop,
+                # the jobs finish, and if they count nothing either its starts are evaluated).
+                spent = not best and left() <= 0
+                early = done < min(cfg.eval_from, cfg.steps)
+                idx = [] if spent else P.starts_to_evaluate(np.asarray(total), done, cfg, early=early, found_valid=found)
                 # Before a grasp is valid the evaluations run at once, in turn with the steps, unless
                 # cfg.background_before_valid (see its docstring for what each measured).
-                now = must or (stats["first_valid"] is None and not cfg.background_before_valid)
+                now = stats["first_valid"] is None and not cfg.background_before_valid
                 if not now and done < cfg.steps and not jobs.idle():
                     idx = []  # a mid-round check while the last one still runs: skip it
                 for i in idx:
-                    job = evaluation((rnd, int(i)), xs[i], in_time=not must)
+                    job = evaluation((rnd, int(i)), xs[i])
                     job() if now else jobs.submit(job)
                 if progress is not None:
                     progress(steps, {"total": total, **terms})
+                if spent:
+                    break
             if done == cfg.steps and left() > 0:
                 jobs.submit(squeeze_pass(rnd))
             rnd += 1
@@ -200,8 +201,8 @@ def plan_anytime(hand: HandModel, obj: Object, report, tm: trimesh.Trimesh, scen
         jobs.close(cancel=True)
         raise
     jobs.close()
-    if not best:  # the budget ran out after a round's last in-time check and every job finished
-        # past it: evaluate that chunk's starts now, past the budget, as ``must`` does in the loop
+    if not best:  # nothing was evaluated in time (the budget ran out before any job finished, or
+        # after a round's last check): evaluate the last chunk's starts now, past the budget
         for i in P.starts_to_evaluate(np.asarray(total), done, cfg, early=False, found_valid=False):
             evaluation((rnd - 1, int(i)), xs[i], in_time=False)()
     elapsed = time.perf_counter() - t0
