@@ -111,7 +111,7 @@ def main() -> None:
         # Every object: the exact evaluation compiles per (full, decimated) mesh size and padded
         # count of points measured on the full mesh.
         compile_evaluation(hand, obj, tm, np.asarray(initial_configs(hand, float(obj.size), 1, jax.random.PRNGKey(0),
-                                                                     opening=cfg.opening, standoff=cfg.standoff))[0], cfg)
+                                                                     opening=cfg.starts.opening, standoff=cfg.starts.standoff))[0], cfg)
         key = make_scene(obj, tm, cfg).obj.faces.shape
         if key in seen:
             continue

@@ -51,8 +51,8 @@ def main() -> None:
     for name, mesh in objects:
         obj, _, tm = as_object(mesh)
         t0 = time.perf_counter()
-        p, n = band_contacts(tm, np.asarray(obj.center_of_mass, np.float64), cfg.contact_tolerance)
-        bound, s = q1_ceiling(p, n, mu=cfg.mu, torque_scale=1.0 / float(obj.size), num_edges=cfg.num_edges,
+        p, n = band_contacts(tm, np.asarray(obj.center_of_mass, np.float64), cfg.evaluation.contact_tolerance)
+        bound, s = q1_ceiling(p, n, mu=cfg.evaluation.mu, torque_scale=1.0 / float(obj.size), num_edges=cfg.evaluation.num_edges,
                               key=jax.random.PRNGKey(0))
         row = {"object": name, "faces": len(tm.faces), "band_contacts": len(p), "ceiling": bound,
                "weakest_direction": np.round(s, 4).tolist(), "seconds": time.perf_counter() - t0}
@@ -63,7 +63,7 @@ def main() -> None:
         print(name, json.dumps(row), flush=True)
 
     machine = f"{platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__} on {jax.devices()[0].platform}"
-    print(f"\nQ1 ceiling (contact tolerance {cfg.contact_tolerance * 1e3:g} mm, mu {cfg.mu}, {cfg.num_edges} cone edges); "
+    print(f"\nQ1 ceiling (contact tolerance {cfg.evaluation.contact_tolerance * 1e3:g} mm, mu {cfg.evaluation.mu}, {cfg.evaluation.num_edges} cone edges); "
           f"{machine}")
     with_plan = [r for r in rows if "jaxgrasp" in r]
     if with_plan:
@@ -94,7 +94,7 @@ def main() -> None:
         print(json.dumps(summary, indent=1))
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
-        json.dump({"machine": machine, "contact_tolerance_m": cfg.contact_tolerance, "mu": cfg.mu,
+        json.dump({"machine": machine, "contact_tolerance_m": cfg.evaluation.contact_tolerance, "mu": cfg.evaluation.mu,
                    "plan": os.path.relpath(args.plan) if plan else None, "rows": rows, "summary": summary}, f, indent=1)
     print(f"wrote {args.out}")
 

@@ -67,8 +67,8 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     seen = set()
     for name, (obj, rep, tm) in loaded.items():
-        x0 = initial_configs(hand, float(obj.size), 1, jax.random.PRNGKey(0), opening=cfg.opening,
-                             standoff=cfg.standoff)
+        x0 = initial_configs(hand, float(obj.size), 1, jax.random.PRNGKey(0), opening=cfg.starts.opening,
+                             standoff=cfg.starts.standoff)
         compile_evaluation(hand, obj, tm, np.asarray(x0)[0], cfg)
         key = make_scene(obj, tm, cfg).obj.faces.shape
         if key not in seen:
@@ -101,7 +101,7 @@ def main(argv=None) -> int:
     scols = [("objects", "objects"), ("valid", "valid (FC, pen <= 1 mm)"), ("sim", "sim success 1x weight"),
              ("sim10x", "sim success 10x weight"), ("q1", "mean Q1"), ("q1_valid", "mean Q1 (valid)"),
              ("pen", "mean pen. (mm)"), ("time", "median time (s)")]
-    mode = (f"PlanConfig defaults ({cfg.num_starts} starts, {cfg.steps} steps, every start evaluated exactly)"
+    mode = (f"PlanConfig defaults ({cfg.shapes.num_starts} starts, {cfg.schedule.steps} steps, every start evaluated exactly)"
             if args.budget is None else f"anytime planning, plan(time_budget={args.budget:g} s), PlanConfig defaults")
     notes = [
         f"hand {hand.name}; {mode}; {common.machine()}",

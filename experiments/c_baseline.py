@@ -5,10 +5,10 @@
 Both planners get the same wall-clock budget per object (``--budget``, default 10 s reduced, 30 s
 with ``--full``), the same hand, configuration space, starts and exact evaluation, through the
 libraries' own anytime modes: ``jaxgrasp.planner.plan_grasps(time_budget=B)`` (rounds of
-``PlanConfig().steps`` Adam steps on ``num_starts`` starts, new seeds while time is left, the
+``PlanConfig().schedule.steps`` Adam steps on ``num_starts`` starts, new seeds while time is left, the
 ``eval_top`` lowest-loss starts evaluated exactly every ``eval_every`` steps until a grasp is
 valid, then every ``eval_every_valid``, and every start at each round's end; once a grasp is
-valid, evaluations and squeezes on a background thread, ``PlanConfig.background``) and
+valid, evaluations and squeezes on a background thread, ``Schedule.background``) and
 ``jaxgrasp.baseline.anneal_grasps(time_budget=B)`` (``AnnealConfig`` defaults); set-up, steps and
 exact evaluation all count. JAX compilation is done before timing, for both, as
 ``benchmarks/plan.py`` does: the exact evaluation once per object (it compiles per mesh size), each
@@ -74,8 +74,8 @@ def main(argv=None) -> int:
     seen = set()
     for name, (obj, rep, tm) in loaded.items():
         # The exact evaluation compiles per (full, decimated) mesh size: every object once.
-        x0 = initial_configs(hand, float(obj.size), 1, jax.random.PRNGKey(0), opening=cfg.opening,
-                             standoff=cfg.standoff)
+        x0 = initial_configs(hand, float(obj.size), 1, jax.random.PRNGKey(0), opening=cfg.starts.opening,
+                             standoff=cfg.starts.standoff)
         compile_evaluation(hand, obj, tm, np.asarray(x0)[0], cfg)
         key = make_scene(obj, tm, cfg).obj.faces.shape
         if key not in seen:  # both planners' steps, once per padded optimization shape
@@ -127,10 +127,10 @@ def main(argv=None) -> int:
         f"hand {hand.name}; budget {budget:g} s per object and method; {common.machine()}",
         f"warm-up compilation {compile_s:.0f} s (both planners, excluded); whole run "
         f"{time.perf_counter() - t_start:.0f} s",
-        f"jaxgrasp: plan_grasps(time_budget) with PlanConfig() (rounds of {cfg.num_starts} starts x {cfg.steps} "
-        f"steps, new seeds per round, the {cfg.eval_top} lowest-loss starts evaluated exactly every "
-        f"{cfg.eval_every} steps until a grasp is valid, then every {cfg.eval_every_valid}, every start at a "
-        f"round's end{'' if cfg.eval_final else ' (off)'}; after each round the best grasps are squeezed, {cfg.squeeze.steps} steps); annealing: anneal_grasps(time_budget) with AnnealConfig() ({acfg.chains} "
+        f"jaxgrasp: plan_grasps(time_budget) with PlanConfig() (rounds of {cfg.shapes.num_starts} starts x {cfg.schedule.steps} "
+        f"steps, new seeds per round, the {cfg.schedule.eval_top} lowest-loss starts evaluated exactly every "
+        f"{cfg.schedule.eval_every} steps until a grasp is valid, then every {cfg.schedule.eval_every_valid}, every start at a "
+        f"round's end{'' if cfg.schedule.eval_final else ' (off)'}; after each round the best grasps are squeezed, {cfg.squeeze.steps} steps); annealing: anneal_grasps(time_budget) with AnnealConfig() ({acfg.chains} "
         f"chains, {acfg.steps}-step cycles); set-up, steps and exact evaluation count for both; steps: Adam "
         "steps per start (jaxgrasp) or annealing steps per chain",
         "sim 1x / 10x: MuJoCo, DexGraspBench protocol (jaxgrasp.simulate) at 10 N/kg (about 1x the weight) "

@@ -20,6 +20,10 @@ Public API (explicit re-exports):
 * simulation: :func:`simulate_grasp`, :func:`simulate_many`, :class:`SimConfig`, :class:`SimResult`
 """
 
+from jaxgrasp.compile_cache import enable_compilation_cache
+
+enable_compilation_cache()  # JAX's persistent compilation cache (JAXGRASP_CACHE_DIR moves or disables it)
+
 from jaxgrasp.ceiling import band_contacts, q1_ceiling
 from jaxgrasp.culling import Grid, build_grid
 from jaxgrasp.geometry import ClosestFeatures, closest_features, signed_distance, winding_number

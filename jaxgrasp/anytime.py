@@ -1,18 +1,12 @@
 """Anytime planning: the loop behind ``jaxgrasp.plan(..., time_budget=B)`` (host side).
 
-Rounds of ``cfg.steps`` Adam steps from new starts run until the budget is spent. The exact
-evaluations of the starts (:func:`jaxgrasp.planner.starts_to_evaluate` says which, after which
-chunk) and the squeeze passes after each finished round (:class:`jaxgrasp.plan_config.SqueezeConfig`)
-are *jobs*. With ``PlanConfig.background`` (the default) the squeeze passes, and the evaluations
-once a grasp is valid, run in order on one background thread while the main thread goes on
-stepping; until a grasp is valid the evaluations run at once, in turn with the steps, so a first
-valid grasp found in the first round comes when the serial loop finds it. The compiled steps leave
-much of the second core idle: in one run 10 steps (8 starts, sphere_7008) took 144 ms on this
-2-core CPU and 165 ms pinned to one core. In another, 115 ms alone and 169 ms with exact
-evaluations running beside them on a second thread, which ran at 4.1 per second
-(7.1 alone); with a squeeze running beside them 181 ms, the squeezes at 80% of their speed
-alone: together ~1.3-1.4x the work of running them in turn. Without ``background`` every job runs
-at once, in the loop.
+Rounds of ``schedule.steps`` steps of the engine (:mod:`jaxgrasp.engine`) from new starts run
+until the budget is spent. The exact evaluations of the starts
+(:func:`jaxgrasp.planner.starts_to_evaluate` says which, after which chunk) and the squeeze passes
+after each finished round are *jobs*, recorded into one :class:`~jaxgrasp.engine.Archive`. With
+``Schedule.background`` (the default) they run in order on one background thread while the main
+thread goes on stepping: the compiled steps leave much of the second core idle (measurements:
+docs/decisions.md, "Anytime planning"). Without it every job runs at once, in the loop.
 
 A job's result counts only if it finishes within the budget, so a background result never uses
 time past it. Only when nothing at all was evaluated in time does the loop evaluate past the
@@ -22,6 +16,7 @@ returns a grasp.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -31,11 +26,14 @@ import jax
 import numpy as np
 import trimesh
 
-from jaxgrasp import planner as P  # (planner imports this module only inside plan_grasps)
+from jaxgrasp import engine
+from jaxgrasp import planner as P
 from jaxgrasp.evaluation import evaluate
 from jaxgrasp.hand import HandModel
 from jaxgrasp.objects import Object
 from jaxgrasp.plan_config import PlanConfig
+
+log = logging.getLogger(__name__)
 
 
 class Jobs:
@@ -110,36 +108,24 @@ def plan_anytime(hand: HandModel, obj: Object, report, tm: trimesh.Trimesh, scen
     Returns:
         ``num_grasps`` :class:`jaxgrasp.planner.GraspResult`, best first.
     """
-    scale = P.variable_scale(hand, cfg)
-    # (round, start) -> best evaluation; squeezed grasps are (round, -1 - j)
-    best: dict[tuple[int, int], tuple[dict, np.ndarray]] = {}
-    squeezed: set[tuple[int, int]] = set()  # keys of ``best`` already squeezed
-    lock = threading.Lock()  # guards best, squeezed and the counters below
-    stats = {"first_valid": None, "first_valid_steps": None, "evaluations": 0}
+    sch = cfg.schedule
+    phase, params = P.main_phase(hand, cfg)
+    # keys (round, start); squeezed grasps (round, -1 - j)
+    archive = P.Archive(t0)
+    squeezed: set = set()  # keys already squeezed (guarded by archive.lock)
     steps, rnd = 0, 0
 
     def left() -> float:  # seconds of the budget left
         return t0 + time_budget - time.perf_counter()
 
-    def record(key: tuple[int, int], m: dict, x: np.ndarray) -> None:  # under ``lock``
-        stats["evaluations"] += 1
-        if m["valid"] and stats["first_valid"] is None:
-            stats["first_valid"], stats["first_valid_steps"] = time.perf_counter() - t0, steps
-        if key not in best or P.rank_key(m) <= P.rank_key(best[key][0]):
-            best[key] = (m, x)
-
-    def ranked() -> list[tuple[int, int]]:  # keys of ``best``, best first; under ``lock``
-        return sorted(best, key=lambda k: P.rank_key(best[k][0]))
-
-    def evaluation(key: tuple[int, int], x: np.ndarray, in_time: bool = True) -> Callable[[], None]:
+    def evaluation(key: tuple[int, int], x: np.ndarray, at_steps: int, in_time: bool = True) -> Callable[[], None]:
         def job() -> None:
             if in_time and left() <= 0:
                 return
-            m = evaluate(hand, obj, x, cfg, tm, extras=False)
+            m = evaluate(hand, obj, x, cfg.evaluation, tm, extras=False)
             if in_time and left() <= 0:  # finished after the budget: not counted
                 return
-            with lock:
-                record(key, m, x)
+            archive.record(key, m, x, steps=at_steps)
         return job
 
     def squeeze_pass(r: int) -> Callable[[], None]:
@@ -148,66 +134,59 @@ def plan_anytime(hand: HandModel, obj: Object, report, tm: trimesh.Trimesh, scen
         def job() -> None:
             if left() <= 0:
                 return
-            with lock:
-                todo = [k for k in ranked() if k not in squeezed][:cfg.num_starts]
+            with archive.lock:
+                todo = [k for k, _ in sorted(archive.entries.items(), key=lambda kv: P.rank_key(kv[1].metrics))
+                        if k not in squeezed][:cfg.shapes.num_starts]
                 squeezed.update(todo)
-                candidates = [best[k] for k in todo]
+            candidates = [(archive[k].metrics, archive[k].config) for k in todo]
             for j, (m, xi) in enumerate(P.squeeze_best(hand, obj, tm, scene, candidates, cfg, t0 + time_budget)):
-                with lock:
-                    record((r, -1 - j), m, xi)
+                archive.record((r, -1 - j), m, xi, steps=steps)
         return job
 
-    jobs = Jobs(cfg.background)
+    jobs = Jobs(sch.background)
+    log.info("anytime planning, budget %.3g s (the first call with new shapes compiles inside it)", time_budget)
     try:
         while rnd == 0 or left() > 0:
-            y = P.start_configs(hand, obj, cfg, jax.random.PRNGKey(cfg.seed + rnd)) / scale
-            if cfg.exploit > 0 and rnd > 0:
-                with lock:
-                    good = [best[k][1] for k in ranked() if best[k][0]["valid"]]
-                y = P.exploit_starts(y, good, scale, cfg, jax.random.fold_in(jax.random.PRNGKey(cfg.seed + rnd), 1))
-            state = P.make_adam(cfg).init(y)
+            x0 = P.start_configs(hand, obj, cfg, jax.random.PRNGKey(cfg.seed + rnd))
+            state = engine.init(hand, scene, x0, params, phase)
             done = 0
-            while done < cfg.steps and (not best or left() > 0):
-                n = min(cfg.eval_every, cfg.steps - done)
-                if done % (2 * cfg.eval_every) == 0:  # active sets: every other chunk (they move slowly)
-                    si, oi = P.select_active(hand, scene, y, cfg)
-                found = stats["first_valid"] is not None
-                y, state, total, terms = P.run_steps(hand, scene, y, state, si, oi,
-                                                     P.valid_step_config(cfg) if found else cfg, n)
+            while done < sch.steps and (not len(archive) or left() > 0):
+                n = min(sch.eval_every, sch.steps - done)
+                if done and done % (2 * sch.eval_every) == 0:  # active sets: every other chunk (they move slowly)
+                    state = engine.select(hand, scene, state, params, phase)
+                state, info = engine.step(hand, scene, state, params, phase, n)
                 done += n
                 steps += n
-                xs = np.asarray(y * scale)  # (waits for the steps, so the check below sees their time)
+                xs = np.asarray(engine.configs(state, params))  # (waits for the steps: the check below sees their time)
+                total = np.asarray(info.total)
                 # The budget is spent and nothing counted yet: this is the last chunk (after the loop,
                 # the jobs finish, and if they count nothing either its starts are evaluated).
-                spent = not best and left() <= 0
-                early = done < min(cfg.eval_from, cfg.steps)
-                idx = [] if spent else P.starts_to_evaluate(np.asarray(total), done, cfg, early=early, found_valid=found)
+                spent = not len(archive) and left() <= 0
+                found = archive.first_valid_s is not None
+                early = done < min(sch.eval_from, sch.steps)
+                idx = [] if spent else P.starts_to_evaluate(total, done, cfg, early=early, found_valid=found)
                 # Before a grasp is valid the evaluations run at once, in turn with the steps, unless
-                # cfg.background_before_valid (see its docstring for what each measured).
-                now = stats["first_valid"] is None and not cfg.background_before_valid
-                if not now and done < cfg.steps and not jobs.idle():
+                # schedule.background_before_valid (docs/decisions.md has what each measured).
+                now = not found and not sch.background_before_valid
+                if not now and done < sch.steps and not jobs.idle():
                     idx = []  # a mid-round check while the last one still runs: skip it
                 for i in idx:
-                    job = evaluation((rnd, int(i)), xs[i])
+                    job = evaluation((rnd, int(i)), xs[i], steps)
                     job() if now else jobs.submit(job)
                 if progress is not None:
-                    progress(steps, {"total": total, **terms})
+                    progress(steps, {"total": info.total, **info.terms})
                 if spent:
                     break
-            if done == cfg.steps and left() > 0:
+            if done == sch.steps and left() > 0:
                 jobs.submit(squeeze_pass(rnd))
             rnd += 1
     except BaseException:  # e.g. Ctrl-C: do not run the queued jobs first
         jobs.close(cancel=True)
         raise
     jobs.close()
-    if not best:  # nothing was evaluated in time (the budget ran out before any job finished, or
-        # after a round's last check): evaluate the last chunk's starts now, past the budget
-        for i in P.starts_to_evaluate(np.asarray(total), done, cfg, early=False, found_valid=False):
-            evaluation((rnd - 1, int(i)), xs[i], in_time=False)()
-    elapsed = time.perf_counter() - t0
-    results = [best[k] for k in ranked()]  # the jobs are closed: no lock needed
-    starts = [m for m, _ in results]
-    out = {"time_to_first_valid_s": stats["first_valid"], "steps_to_first_valid": stats["first_valid_steps"],
-           "steps": steps, "evaluations": stats["evaluations"]}
-    return [P.make_result(hand, obj, report, tm, x, {**m, **out}, starts, elapsed, cfg) for m, x in results[:num_grasps]]
+    if not len(archive):  # nothing was evaluated in time (the budget ran out before any job
+        # finished, or after a round's last check): evaluate the last chunk's starts now, past it
+        log.info("budget spent before any evaluation finished: evaluating the last starts past it")
+        for i in P.starts_to_evaluate(total, done, cfg, early=False, found_valid=False):
+            evaluation((rnd - 1, int(i)), xs[i], steps, in_time=False)()
+    return P.archive_results(hand, obj, report, tm, archive, num_grasps, cfg, t0, extra={"steps": steps})

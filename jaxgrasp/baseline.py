@@ -65,11 +65,13 @@ import numpy as np
 from flax import struct
 
 from jaxgrasp import losses, planner
+from jaxgrasp.engine import Archive
 from jaxgrasp.collision import object_in_hand, self_penetration
 from jaxgrasp.geometry import signed_distance
 from jaxgrasp.hand import HandModel, load_hand
 from jaxgrasp.kinematics import pose_hand
 from jaxgrasp.lie import so3_exp
+from jaxgrasp.plan_config import EvalConfig, Shapes, StartConfig
 from jaxgrasp.quality import contact_weights, q1_upper
 
 _MM = 1e3  # metres -> millimetres (GraspIt!'s energy unit)
@@ -131,9 +133,9 @@ class AnnealConfig:
         eval_per_round: at most this many chain bests evaluated exactly between chunks.
         eval_fraction: with a time budget, exact evaluations between chunks may take at most this
             fraction of the elapsed time.
-        eval: evaluation thresholds and start settings (``planner.PlanConfig``: ``opening``,
-            ``standoff``, ``alpha_per_size``, ``beta``, ``mu``, ``num_directions``,
-            ``contact_tolerance``, ``max_penetration``...).
+        evaluation: the contact model and validity (:class:`jaxgrasp.plan_config.EvalConfig`,
+            the planner's own).
+        starts: the starts' layout (:class:`jaxgrasp.plan_config.StartConfig`, the planner's).
         seed: PRNG seed (starts, proposals, acceptance).
     """
 
@@ -158,7 +160,8 @@ class AnnealConfig:
     chunk: int = 25
     eval_per_round: int = 4
     eval_fraction: float = 0.3
-    eval: planner.PlanConfig = dataclasses.field(default_factory=planner.PlanConfig)
+    evaluation: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+    starts: StartConfig = dataclasses.field(default_factory=StartConfig)
     seed: int = 0
 
     def __post_init__(self):
@@ -205,8 +208,8 @@ def anneal_params(cfg: AnnealConfig, hand: HandModel) -> AnnealParams:
         inv_dims=f(1.0 / cfg.schedule_dims), step_translation=f(cfg.step_translation),
         step_rotation=f(cfg.step_rotation), step_joint=f(cfg.step_joint), min_step_fraction=f(cfg.min_step_fraction),
         hard_penetration=f(np.inf if cfg.hard_penetration is None else cfg.hard_penetration),
-        weights={k: f(v) for k, v in cfg.weights.as_dict().items()}, beta=f(cfg.eval.beta), mu=f(cfg.eval.mu),
-        contact_tolerance=f(cfg.eval.contact_tolerance), contact_cos=f(cfg.eval.contact_cos),
+        weights={k: f(v) for k, v in cfg.weights.as_dict().items()}, beta=f(cfg.evaluation.beta), mu=f(cfg.evaluation.mu),
+        contact_tolerance=f(cfg.evaluation.contact_tolerance), contact_cos=f(cfg.evaluation.contact_cos),
         hand_samples=min(cfg.hand_samples, hand.num_samples), self_samples=min(cfg.self_samples, hand.num_samples))
 
 
@@ -435,7 +438,8 @@ def anneal_steps(hand: HandModel, scene: planner.Scene, state: ChainState, pivot
 def anneal_scene(hand: HandModel, obj, tm, cfg: AnnealConfig) -> planner.Scene:
     """The energy's scene (``planner.make_scene`` with ``opt_faces`` and ``object_samples`` of
     ``cfg``), padded to one face count for every object so the energy compiles once per hand."""
-    scene_cfg = dataclasses.replace(cfg.eval, opt_faces=cfg.opt_faces, object_samples=cfg.object_samples, seed=cfg.seed)
+    scene_cfg = planner.PlanConfig(shapes=Shapes(opt_faces=cfg.opt_faces, object_samples=cfg.object_samples),
+                                   evaluation=cfg.evaluation, seed=cfg.seed)
     return planner.make_scene(obj, tm, scene_cfg, dtype=hand.body_pos.dtype, pad_faces=planner.face_bucket(cfg.opt_faces))
 
 
@@ -451,33 +455,24 @@ def init_chains(x0: jnp.ndarray, key: jax.Array) -> ChainState:
                       accepted=jnp.zeros(x0.shape[:1], jnp.int32), key=key)
 
 
-@dataclasses.dataclass
 class _Evaluations:
-    """Host-side record of the exact evaluations (per chain: the best evaluated state)."""
+    """The exact evaluations of chain bests into an :class:`~jaxgrasp.engine.Archive` keyed by
+    chain (``data["energy"]``: the chain's energy there), and their time."""
 
-    hand: HandModel
-    obj: object
-    tm: object
-    cfg: AnnealConfig
-    t0: float
-    best: dict = dataclasses.field(default_factory=dict)  # chain -> (energy, config, metrics)
-    count: int = 0
-    seconds: float = 0.0
-    first_valid: float | None = None
+    def __init__(self, hand: HandModel, obj, tm, cfg: AnnealConfig, t0: float):
+        self.hand, self.obj, self.tm, self.cfg = hand, obj, tm, cfg
+        self.archive = Archive(t0)
+        self.seconds = 0.0
 
     def run(self, chain: int, x: np.ndarray, e: float) -> None:
         t = time.perf_counter()
-        m = planner.evaluate(self.hand, self.obj, x, self.cfg.eval, self.tm, extras=False)
-        self.count += 1
+        m = planner.evaluate(self.hand, self.obj, x, self.cfg.evaluation, self.tm, extras=False)
         self.seconds += time.perf_counter() - t
-        old = self.best.get(chain)
-        if old is None or planner.rank_key(m) <= planner.rank_key(old[2]):
-            self.best[chain] = (e, x.copy(), m)
-        if m["valid"] and self.first_valid is None:
-            self.first_valid = time.perf_counter() - self.t0
+        self.archive.record(chain, m, x, energy=e)
 
     def mean_seconds(self) -> float:
-        return self.seconds / self.count if self.count else 0.3  # ~0.3 s on a 2-core CPU
+        n = self.archive.evaluations
+        return self.seconds / n if n else 0.3  # ~0.3 s on a 2-core CPU
 
 
 def _candidates(best_e: np.ndarray, diag: dict, cfg: AnnealConfig, last: np.ndarray, promising_only: bool) -> list[int]:
@@ -485,7 +480,7 @@ def _candidates(best_e: np.ndarray, diag: dict, cfg: AnnealConfig, last: np.ndar
     they were last evaluated; those that look valid on the decimated mesh (two contacts,
     penetration within the limit) first (or only), each group by energy."""
     changed = np.isfinite(best_e) & (best_e < last)
-    looks_valid = (np.asarray(diag["touching"]) >= 2) & (np.asarray(diag["max_pen"]) <= cfg.eval.max_penetration)
+    looks_valid = (np.asarray(diag["touching"]) >= 2) & (np.asarray(diag["max_pen"]) <= cfg.evaluation.max_penetration)
     order = np.lexsort((best_e, ~looks_valid))
     return [int(c) for c in order if changed[c] and (looks_valid[c] or not promising_only)]
 
@@ -528,9 +523,9 @@ def anneal_grasps(mesh, hand: str | HandModel = "shadow", *, num_grasps: int = 1
     p = anneal_params(cfg, hand_model)
     # The planner's starts (same key use as planner.plan_grasps: equal with chains == num_starts).
     x0 = planner.initial_configs(hand_model, float(obj.size), cfg.chains, jax.random.PRNGKey(cfg.seed),
-                                 opening=cfg.eval.opening, standoff=cfg.eval.standoff,
+                                 opening=cfg.starts.opening, standoff=cfg.starts.standoff,
                                  axes=planner.principal_axes(obj))
-    pivot = jnp.asarray(planner.grasp_point(hand_model, cfg.eval.opening), hand_model.body_pos.dtype)
+    pivot = jnp.asarray(planner.grasp_point(hand_model, cfg.starts.opening), hand_model.body_pos.dtype)
     state = init_chains(x0, jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 1))
     ev = _Evaluations(hand_model, obj, tm, cfg, t0)
     last = np.full(cfg.chains, np.inf)  # best energy of each chain at its last evaluation
@@ -558,7 +553,7 @@ def anneal_grasps(mesh, hand: str | HandModel = "shadow", *, num_grasps: int = 1
         if time_budget is not None:
             # Stop when the next chunk (timed on the previous ones) and the evaluations still
             # owed (num_grasps results) would not fit in the budget.
-            owed = max(num_grasps - len(ev.best), 0) * ev.mean_seconds()
+            owed = max(num_grasps - len(ev.archive), 0) * ev.mean_seconds()
             if time.perf_counter() - t0 + chunk_s + owed > time_budget:
                 break
         t_c = time.perf_counter()
@@ -570,8 +565,8 @@ def anneal_grasps(mesh, hand: str | HandModel = "shadow", *, num_grasps: int = 1
         if time_budget is not None:
             evaluate_round(cfg.eval_per_round, final=False)
         if progress is not None:
-            progress(done, {"best_e": np.asarray(state.best_e), "evaluated": len(ev.best),
-                            "valid": sum(v[2]["valid"] for v in ev.best.values()),
+            progress(done, {"best_e": np.asarray(state.best_e), "evaluated": len(ev.archive),
+                            "valid": sum(e.metrics["valid"] for e in ev.archive.entries.values()),
                             "elapsed": time.perf_counter() - t0})
         if i >= cfg.steps:
             i, cycle = 0, cycle + 1
@@ -585,20 +580,16 @@ def anneal_grasps(mesh, hand: str | HandModel = "shadow", *, num_grasps: int = 1
     best_x, best_e = np.asarray(state.best_x), np.asarray(state.best_e)
     # At least num_grasps evaluated chains (this may overrun a tiny budget by their cost).
     for c in np.argsort(best_e):
-        if len(ev.best) >= num_grasps:
+        if len(ev.archive) >= num_grasps:
             break
-        if int(c) not in ev.best:
+        if int(c) not in ev.archive:
             ev.run(int(c), best_x[c], float(best_e[c]))
-    order = sorted(ev.best, key=lambda c: planner.rank_key(ev.best[c][2]))
-    starts = [ev.best[c][2] for c in order]
-    elapsed = time.perf_counter() - t0
     acc_rate = float(np.asarray(state.accepted).sum()) / max(done * cfg.chains, 1)
-    out = []
-    for c in order[:num_grasps]:
-        e, x, m = ev.best[c]
-        m = {**m, "time_to_first_valid_s": ev.first_valid, "anneal_steps": int(done),
-             "anneal_evaluations": int(ev.count), "acceptance_rate": acc_rate, "energy": float(e)}
-        out.append(planner.make_result(hand_model, obj, report, tm, x, m, starts, elapsed, cfg.eval))
+    extra = {"anneal_steps": int(done), "anneal_evaluations": int(ev.archive.evaluations), "acceptance_rate": acc_rate}
+    ranked = ev.archive.ranked()
+    out = planner.archive_results(hand_model, obj, report, tm, ev.archive, num_grasps, cfg.evaluation, t0, extra)
+    for r, (_, e) in zip(out, ranked):
+        r.metrics["energy"] = float(e.data["energy"])
     return out
 
 
@@ -608,8 +599,8 @@ def _restart(hand, state: ChainState, obj, cfg: AnnealConfig, cycle: int) -> Cha
         return init_chains(state.best_x, state.key).replace(
             best_x=state.best_x, best_e=state.best_e, best_terms=state.best_terms, accepted=state.accepted)
     k = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 1000 + cycle)
-    x = planner.initial_configs(hand, float(obj.size), cfg.chains, k, opening=cfg.eval.opening,
-                                standoff=cfg.eval.standoff, axes=planner.principal_axes(obj))
+    x = planner.initial_configs(hand, float(obj.size), cfg.chains, k, opening=cfg.starts.opening,
+                                standoff=cfg.starts.standoff, axes=planner.principal_axes(obj))
     return init_chains(x, state.key).replace(accepted=state.accepted)
 
 

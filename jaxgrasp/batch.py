@@ -5,7 +5,6 @@ See :func:`plan_batch`; :func:`grasp_diversity` measures how different an object
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Callable
 
@@ -13,22 +12,24 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from jaxgrasp import engine
+from jaxgrasp.engine import Archive
 from jaxgrasp.hand import HandModel, load_hand
+from jaxgrasp.objective import stack_scenes
 from jaxgrasp.planner import (
     GraspResult,
     PlanConfig,
+    archive_results,
     as_object,
-    evaluate,
+    evaluate_starts,
     face_bucket,
-    make_adam,
-    make_result,
+    main_phase,
     make_scene,
-    rank_key,
-    run_steps_batch,
-    select_active_batch,
-    squeeze_starts,
+    squeeze_archive,
     start_configs,
-    variable_scale,
+    with_starts,
 )
 
 
@@ -54,11 +55,11 @@ def plan_batch(meshes, hand: str | HandModel = "shadow", *, num_grasps: int = 1,
     """Plan grasps for a set of objects in one compiled, vmapped and sharded optimization.
 
     All objects are padded to one optimization-mesh size, stacked, and optimized together: the
-    step is vmapped over objects and over starts, and the object axis is sharded across all local
-    devices (``jax.sharding``; on a CPU-only machine that is one device). On several machines,
-    call ``jax.distributed.initialize()`` first in every process and give each process its own
-    slice of the object list (e.g. ``meshes[jax.process_index()::jax.process_count()]``): the
-    objects are independent, so no cross-process communication is needed.
+    engine's step (:func:`jaxgrasp.engine.step_batch`) is vmapped over objects, and the object
+    axis is sharded across all local devices (``jax.sharding``; on a CPU-only machine that is one
+    device). On several machines, call ``jax.distributed.initialize()`` first in every process
+    and give each process its own slice of the object list (e.g.
+    ``meshes[jax.process_index()::jax.process_count()]``): the objects are independent.
 
     Args:
         meshes: mesh paths, trimesh meshes or loaded objects.
@@ -71,24 +72,21 @@ def plan_batch(meshes, hand: str | HandModel = "shadow", *, num_grasps: int = 1,
 
     Returns:
         Per object, its ``num_grasps`` results (same order as ``meshes``); as in
-        :func:`jaxgrasp.planner.plan_grasps`, each start is evaluated, squeezed and keeps the
-        better of the two (per object, after the batched steps).
+        :func:`jaxgrasp.planner.plan_grasps`, each start is evaluated and the best squeezed,
+        each keeping the better of the two (per object, after the batched steps).
     """
-    cfg = config or PlanConfig()
-    if cfg.num_starts < num_grasps:
-        cfg = dataclasses.replace(cfg, num_starts=num_grasps)
+    cfg = with_starts(config or PlanConfig(), num_grasps)
     t0 = time.perf_counter()
     hand_model = hand if isinstance(hand, HandModel) else load_hand(hand)
     dtype = hand_model.body_pos.dtype
     loaded = [as_object(m, units=units) for m in meshes]
     if not loaded:
         return []
-    pad = max(face_bucket(min(len(tm.faces), cfg.opt_faces)) for _, _, tm in loaded)
+    pad = max(face_bucket(min(len(tm.faces), cfg.shapes.opt_faces)) for _, _, tm in loaded)
     scenes = [make_scene(obj, tm, cfg, dtype=dtype, pad_faces=pad) for obj, _, tm in loaded]
     keys = jax.random.split(jax.random.PRNGKey(cfg.seed), len(loaded))
     x0 = [start_configs(hand_model, obj, cfg, k) for (obj, _, _), k in zip(loaded, keys)]
-    # One optimization per watertightness group: inside a group the flag is one scalar, so the
-    # distance's sign test is a real branch under vmap (see planner.scene_axes).
+    # One optimization per watertightness group (the flag is static: see objective.stack_scenes).
     x = [None] * len(scenes)
     for flag in (True, False):
         idx = [i for i, sc in enumerate(scenes) if bool(sc.obj.watertight) == flag]
@@ -96,40 +94,34 @@ def plan_batch(meshes, hand: str | HandModel = "shadow", *, num_grasps: int = 1,
             xg = _optimize_group(hand_model, [scenes[i] for i in idx], [x0[i] for i in idx], cfg, progress)
             for i, xi in zip(idx, xg):
                 x[i] = xi
-    elapsed = time.perf_counter() - t0
     out = []
     for (obj, report, tm), xo, scene in zip(loaded, x, scenes):
-        xo = np.array(xo)  # a writable copy (the squeeze replaces rows)
-        starts = [evaluate(hand_model, obj, xi, cfg, tm, extras=False) for xi in xo]
-        squeeze_starts(hand_model, obj, tm, scene, xo, starts, cfg)  # as plan_grasps
-        order = sorted(range(len(starts)), key=lambda i: rank_key(starts[i]))
-        out.append([make_result(hand_model, obj, report, tm, xo[i], starts[i], starts, elapsed, cfg) for i in order[:num_grasps]])
+        archive = Archive(t0)
+        evaluate_starts(hand_model, obj, tm, np.asarray(xo), cfg, archive)
+        squeeze_archive(hand_model, obj, tm, scene, [k for k, _ in archive.ranked()], cfg, archive)
+        out.append(archive_results(hand_model, obj, report, tm, archive, num_grasps, cfg, t0))
     return out
 
 
 def _optimize_group(hand: HandModel, scenes: list, x0: list, cfg: PlanConfig, progress) -> np.ndarray:
-    """``cfg.steps`` Adam steps on objects of equal watertightness; returns ``(n, S, 6 + I)``."""
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec
-
+    """``schedule.steps`` steps on objects of equal watertightness; returns ``(n, S, 6 + I)``."""
     # Pad the object axis to a multiple of the device count (repeat the last object).
     n_dev = jax.local_device_count()
     n = len(scenes)
     extra = (-n) % n_dev
     scenes, x0 = scenes + scenes[-1:] * extra, x0 + x0[-1:] * extra
-    stack = lambda xs: jax.tree.map(lambda *a: jnp.stack(a), *xs)  # noqa: E731
     mesh = Mesh(np.array(jax.local_devices()), ("obj",))
     shard = lambda tree: jax.device_put(tree, NamedSharding(mesh, PartitionSpec("obj")))  # noqa: E731
-    scene_b = shard(stack(scenes))
-    scene_b = dataclasses.replace(scene_b, obj=scene_b.obj.replace(watertight=scenes[0].obj.watertight))
-    scale = variable_scale(hand, cfg)
-    y = shard(jnp.stack(x0) / scale)
-    state = jax.vmap(make_adam(cfg).init)(y)
-    done = 0
-    while done < cfg.steps:
-        k = min(25, cfg.steps - done)
-        si, oi = select_active_batch(hand, scene_b, y, cfg)
-        y, state, total, terms = run_steps_batch(hand, scene_b, y, state, si, oi, cfg, k)
+    scene_b = shard(stack_scenes(scenes))
+    phase, params = main_phase(hand, cfg)
+    state = engine.init_batch(hand, scene_b, shard(jnp.stack(x0)), params, phase)
+    done, steps = 0, cfg.schedule.steps
+    while done < steps:
+        k = min(25, steps - done)
+        if done:
+            state = engine.select_batch(hand, scene_b, state, params, phase)
+        state, info = engine.step_batch(hand, scene_b, state, params, phase, k)
         done += k
         if progress is not None:
-            progress(done, {"total": total, **terms})
-    return np.asarray(y * scale)[:n]
+            progress(done, {"total": info.total, **info.terms})
+    return np.asarray(engine.configs(state, params))[:n]

@@ -18,7 +18,7 @@ import orbax.checkpoint as ocp
 
 from jaxgrasp import losses
 from jaxgrasp import model as M
-from jaxgrasp.planner import PlanConfig, SqueezeConfig
+from jaxgrasp.planner import PlanConfig
 
 _COUNTERS = ("epoch", "step_in_epoch", "step", "phase")
 
@@ -85,12 +85,9 @@ def model_config_from_json(d: dict) -> M.ModelConfig:
 def train_config_from_json(d: dict):
     from jaxgrasp.train import ChamferWeights, TrainConfig
 
-    plan = dict(d["plan"])
-    plan["weights"] = losses.LossWeights(**plan["weights"])
-    if "squeeze" in plan:  # runs saved before the squeeze existed use the default
-        plan["squeeze"] = SqueezeConfig(**plan["squeeze"])
+    # (runs saved before the squeeze existed use its default; flat configs of earlier versions load)
     return TrainConfig(**{**d, "weights": losses.LossWeights(**d["weights"]), "chamfer": ChamferWeights(**d["chamfer"]),
-                          "plan": PlanConfig(**plan)})
+                          "plan": PlanConfig.from_dict(d["plan"])})
 
 
 def resolve(checkpoint: str) -> tuple[str, str]:

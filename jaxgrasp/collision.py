@@ -58,8 +58,8 @@ def nearest_hull_depth(hand: HandModel, T_world_body: jnp.ndarray, points: jnp.n
     the number of links. Which link and facet bound a point's depth is decided without
     gradients; the depth is then recomputed from that one plane, so the backward pass touches
     one plane per point instead of every plane of ``num_links`` links: the same value and
-    subgradient, at half the cost (value and gradient of 256 self-collision samples of the
-    Shadow hand, 8 starts, 2-core CPU: 12.8 -> 6.0 ms).
+    subgradient, at about half the cost (measurements: docs/decisions.md, "Self-collision:
+    differentiate one plane per sample").
 
     Args:
         hand: the hand model.

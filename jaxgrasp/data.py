@@ -85,7 +85,17 @@ from jaxgrasp.evaluation import object_trimesh
 from jaxgrasp.hand import load_hand
 from jaxgrasp.lie import matrix_to_rotvec_np
 from jaxgrasp.objects import load_object, make_object
-from jaxgrasp.planner import PlanConfig, as_object, evaluate, make_scene, optimize, rank_key, start_configs
+from jaxgrasp.engine import Archive
+from jaxgrasp.planner import (
+    PlanConfig,
+    Schedule,
+    Shapes,
+    as_object,
+    evaluate_starts,
+    make_scene,
+    optimize,
+    start_configs,
+)
 from jaxgrasp.procedural import procedural_set
 from jaxgrasp.render import default_cameras, render_views
 
@@ -272,15 +282,17 @@ def centred_mesh(source, units: str = "m") -> tuple[trimesh.Trimesh, float]:
 
 def plan_config(config: DatasetConfig) -> PlanConfig:
     """The planner settings of a build."""
-    return PlanConfig(num_starts=max(config.plan_starts, config.grasps), steps=config.plan_steps, seed=config.seed)
+    return PlanConfig(shapes=Shapes(num_starts=max(config.plan_starts, config.grasps)),
+                      schedule=Schedule(steps=config.plan_steps), seed=config.seed)
 
 
 def ground_truth(mesh: trimesh.Trimesh, hand, config: DatasetConfig) -> dict[str, np.ndarray]:
     """Valid planner grasps of one centred mesh, best first, at most ``config.grasps``.
 
-    The steps of :func:`jaxgrasp.plan_grasps` (same scene, starts, optimizer, exact evaluation
-    and ranking), without packaging every start as a :class:`~jaxgrasp.GraspResult`: that adds
-    the reporting-only metrics (``evaluate_extras``), about 20% of the planning time here.
+    The fixed-step planner's steps, exact evaluation and ranking (:func:`jaxgrasp.planner.optimize`,
+    :func:`~jaxgrasp.planner.evaluate_starts` into an :class:`~jaxgrasp.engine.Archive`), without
+    the squeeze and without packaging every start as a :class:`~jaxgrasp.GraspResult` (whose
+    reporting-only metrics cost about 20% of the planning time here).
 
     Returns:
         ``{"configs": (k, 6 + I) centred frame, "q1": (k,), "penetration_mm": (k,),
@@ -291,17 +303,16 @@ def ground_truth(mesh: trimesh.Trimesh, hand, config: DatasetConfig) -> dict[str
     scene = make_scene(obj, tm, pc, dtype=hand.body_pos.dtype)
     x0 = start_configs(hand, obj, pc, jax.random.PRNGKey(pc.seed))
     x, _ = optimize(hand, scene, x0, pc)
-    x = np.asarray(x, np.float64)
-    starts = [evaluate(hand, obj, xi, pc, tm, extras=False) for xi in x]
-    order = [i for i in sorted(range(len(starts)), key=lambda i: rank_key(starts[i])) if starts[i]["valid"]]
-    order = order[: config.grasps]
+    archive = Archive()
+    evaluate_starts(hand, obj, tm, np.asarray(x, np.float64), pc, archive)
+    best = [e for _, e in archive.ranked() if e.metrics["valid"]][: config.grasps]
     # The planner's centred frame is about the centre of mass it computes for this (already
     # centred) mesh: a float rounding away from the origin, so it is the saved mesh's frame.
     return {
-        "configs": x[order].reshape(len(order), x.shape[1]),
-        "q1": np.asarray([starts[i]["q1"] for i in order], np.float64),
-        "penetration_mm": np.asarray([starts[i]["penetration_mm"] for i in order], np.float64),
-        "num_starts": np.asarray(pc.num_starts),
+        "configs": np.asarray([e.config for e in best], np.float64).reshape(len(best), x.shape[1]),
+        "q1": np.asarray([e.metrics["q1"] for e in best], np.float64),
+        "penetration_mm": np.asarray([e.metrics["penetration_mm"] for e in best], np.float64),
+        "num_starts": np.asarray(pc.shapes.num_starts),
     }
 
 

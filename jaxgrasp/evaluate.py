@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from jaxgrasp import checkpoint as C
 from jaxgrasp.evaluation import evaluate
 from jaxgrasp.hand import load_hand
-from jaxgrasp.planner import PlanConfig, optimize
+from jaxgrasp.planner import PlanConfig, Schedule, optimize
 from jaxgrasp.train import load_objects, predict_object_frame, summarize
 
 COLUMNS = (("q1_mean", "Q1 mean", "{:.4f}"), ("q1_var", "Q1 var", "{:.4f}"),
@@ -55,13 +55,13 @@ def evaluate_params(mcfg, params, test_set, hand, scenes, full, plan: PlanConfig
     per = []
     for i, xi in enumerate(x):
         obj, tm = full[oi[i]]
-        per.append(_slim(evaluate(hand, obj, xi, plan, tm, extras=False)))
+        per.append(_slim(evaluate(hand, obj, xi, plan.evaluation, tm, extras=False)))
         bar.update(1)
     out = {"network": summarize(per), "per_sample": per}
     if refine_steps > 0:
         # The planner's own loss and settings (PlanConfig defaults: collision depths in 2 mm units),
         # not the training's milder collision scale; the scene arrays do not depend on them.
-        rcfg = dataclasses.replace(PlanConfig(), steps=refine_steps, seed=plan.seed)
+        rcfg = dataclasses.replace(PlanConfig(), schedule=Schedule(steps=refine_steps), seed=plan.seed)
         xr = np.empty_like(x)
         sc_all = scenes.scenes
         for o in np.unique(oi):
@@ -72,7 +72,7 @@ def evaluate_params(mcfg, params, test_set, hand, scenes, full, plan: PlanConfig
         per_r = []
         for i, xi in enumerate(xr):
             obj, tm = full[oi[i]]
-            per_r.append(_slim(evaluate(hand, obj, xi, plan, tm, extras=False)))
+            per_r.append(_slim(evaluate(hand, obj, xi, plan.evaluation, tm, extras=False)))
             bar.update(1)
         out["refined"] = summarize(per_r)
         out["per_sample_refined"] = per_r
@@ -81,10 +81,8 @@ def evaluate_params(mcfg, params, test_set, hand, scenes, full, plan: PlanConfig
 
 
 def _scene_of(stacked, i: int):
-    """Object ``i`` of stacked scenes (the shared scalar ``watertight`` flag stays as it is)."""
-    wt = stacked.obj.watertight
-    sc = jax.tree.map(lambda a: a[i], dataclasses.replace(stacked, obj=stacked.obj.replace(watertight=None)))
-    return dataclasses.replace(sc, obj=sc.obj.replace(watertight=wt if jnp.ndim(wt) == 0 else wt[i]))
+    """Object ``i`` of stacked scenes."""
+    return jax.tree.map(lambda a: a[i], stacked)
 
 
 def _slim(m: dict) -> dict:

@@ -31,7 +31,14 @@ from jaxgrasp.geometry import signed_distance
 from jaxgrasp.hand import HandModel
 from jaxgrasp.kinematics import pose_hand
 from jaxgrasp.objects import Object, make_object, pow2_bucket
+from jaxgrasp.plan_config import EvalConfig
 from jaxgrasp.quality import contact_weights, q1_exact, q1_lower, q1_upper, wrench_directions
+
+
+def eval_config(cfg) -> EvalConfig:
+    """The :class:`EvalConfig` of ``cfg`` (an ``EvalConfig``, or a config holding one as
+    ``evaluation``: :class:`jaxgrasp.plan_config.PlanConfig`)."""
+    return getattr(cfg, "evaluation", cfg)
 
 
 def object_trimesh(obj: Object) -> trimesh.Trimesh:
@@ -87,8 +94,8 @@ def evaluation_mesh(tm: trimesh.Trimesh, obj: Object, max_faces: int,
     Args:
         reject_above: [m] when the distance from the full mesh to the decimated one already
             exceeds this, that one-sided distance is returned without measuring the other side
-            (a lower bound of the two-sided distance, enough to reject the mesh; ~0.15 s saved
-            on a 16k-face scan) and nothing is cached.
+            (a lower bound of the two-sided distance, enough to reject the mesh) and nothing is
+            cached.
 
     Returns:
         ``(coarse object, hausdorff [m])``, or ``None`` when the mesh has at most ``4 *
@@ -151,6 +158,7 @@ def find_contacts(hand: HandModel, posed, d_c, n_c, d_s, n_s, cfg):
     Returns:
         ``(points (K, 3), object normals (K, 3), candidate index or -1 (K,), link (K,))``.
     """
+    cfg = eval_config(cfg)
     cp, cn = np.asarray(posed.contact_pos, np.float64), np.asarray(posed.contact_normal, np.float64)
     sp, sn = np.asarray(posed.sample_pos, np.float64), np.asarray(posed.sample_normal, np.float64)
     ok_c = (np.abs(d_c) <= cfg.contact_tolerance) & (np.sum(n_c * cn, 1) < -cfg.contact_cos)
@@ -173,7 +181,8 @@ def evaluate(hand: HandModel, obj: Object, config, cfg, tm: trimesh.Trimesh | No
         hand, obj: the hand and the full-resolution object; tm: the same mesh as a trimesh
             (rebuilt from ``obj`` when omitted).
         config: ``(6 + I,)`` configuration in the centred frame.
-        cfg: planner settings (:class:`jaxgrasp.planner.PlanConfig`: tolerances, friction...).
+        cfg: the contact model and thresholds (:class:`EvalConfig`, or a :class:`PlanConfig`:
+            its ``evaluation``).
         screen: pre-screen samples on the decimated mesh (False: all on the full mesh).
         extras: also compute :func:`evaluate_extras` (slower; planners skip it in their loops).
 
@@ -184,6 +193,7 @@ def evaluate(hand: HandModel, obj: Object, config, cfg, tm: trimesh.Trimesh | No
         or -1, link; centred frame), ``valid`` (force closure, penetration and self-penetration
         at most ``max_penetration``), and with ``extras`` ``q1_generalized`` and ``q1_upper``.
     """
+    cfg = eval_config(cfg)
     x = jnp.asarray(config, dtype=hand.body_pos.dtype)
     tm = object_trimesh(obj) if tm is None else tm
     com = np.asarray(obj.center_of_mass, np.float64)
@@ -245,6 +255,7 @@ def evaluate_extras(hand: HandModel, obj: Object, config, cfg) -> dict:
     candidate: ``q1_generalized`` (exact Q1 by convex hull of 45 x T wrenches, ~0.1-0.3 s),
     ``q1_upper`` (eq. 3) and ``q1_lower`` (the SOS/SDP certificate of eq. 4 over the 16
     highest-weight candidates, in the hand's dtype)."""
+    cfg = eval_config(cfg)
     x = jnp.asarray(config, dtype=hand.body_pos.dtype)
     size = float(obj.size)
     cp, n_c, c = _candidate_terms(hand, obj, x, cfg.alpha_per_size / size, cfg.beta)

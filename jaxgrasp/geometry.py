@@ -274,7 +274,7 @@ def _chunk(obj, cols, grid, points, tol, tie):
         ambiguous = (d <= tol) | (jnp.abs(w - 0.5) <= w_tol)
         return jnp.where(w > 0.5, -1.0, 1.0).astype(d.dtype), ambiguous
 
-    sign, ambiguous = lax.cond(obj.watertight, closed, open_, points)
+    sign, ambiguous = closed(points) if obj.watertight else open_(points)  # static flag
     return dict(d=sign * d, sign=sign, u=near["u"], psi=near["psi"], face=near["face"],
                 feature=near["feature"], ambiguous=ambiguous)
 
@@ -328,8 +328,8 @@ def _exact_fixup(obj, cols, points, amb, dist, normal, face, feature, tol):
 
     def host(_):
         return jax.pure_callback(
-            exact_mod.resolve, shapes, points, amb, jnp.abs(dist) + 4 * tol,
-            obj.corners.astype(dtype), obj.face_mask, obj.watertight, vmap_method="sequential")
+            functools.partial(exact_mod.resolve, watertight=obj.watertight), shapes, points, amb,
+            jnp.abs(dist) + 4 * tol, obj.corners.astype(dtype), obj.face_mask, vmap_method="sequential")
 
     def skip(_):
         return tuple(jnp.zeros(s.shape, s.dtype) for s in shapes)

@@ -40,8 +40,8 @@ _UNIT_SCALES = {"m": 1.0, "cm": 0.01, "mm": 0.001}
 class Object:
     """A rigid target object: a padded triangle mesh with the tables the distance kernels need.
 
-    All leaves are arrays (nothing static), so objects with the same padded sizes share compiled
-    functions. Per-face tables are indexed by face; ``k`` below is the corner/edge index, edge
+    All leaves are arrays but ``watertight`` (static: it picks the sign test), so objects with the
+    same padded sizes and watertightness share compiled functions. Per-face tables are indexed by face; ``k`` below is the corner/edge index, edge
     ``k`` runs from corner ``k`` to corner ``(k + 1) % 3``.
 
     Attributes:
@@ -60,7 +60,7 @@ class Object:
         ``vertex_pseudonormals`` (3, 3), unit angle-weighted pseudonormal of corner ``k``
         (Baerentzen & Aanaes 2005). Separate arrays ("structure of arrays") are separate jit
         arguments, which the fused (points x faces) loops read fastest.
-      watertight: () bool. True: closed, edge-manifold, consistently oriented; the sign of the
+      watertight: static bool. True: closed, edge-manifold, consistently oriented; the sign of the
         distance uses pseudonormals. False: the sign uses the generalized winding number.
       center_of_mass: (3,) centre of mass (uniform density; the surface centroid if the mesh does
         not enclose a volume).
@@ -76,7 +76,7 @@ class Object:
     corners: jnp.ndarray
     normals: jnp.ndarray
     columns: dict[str, jnp.ndarray]
-    watertight: jnp.ndarray
+    watertight: bool = struct.field(pytree_node=False)
     center_of_mass: jnp.ndarray
     size: jnp.ndarray
     coord_bound: jnp.ndarray
@@ -501,7 +501,7 @@ def _pack(v, f, watertight, pad_to, pad_vertices_to, dtype) -> Object:
                                  ("edge_inv_len2", inv_len2), ("edge_inward", inward),
                                  ("edge_pseudonormals", epn), ("vertex_pseudonormals", vpn))
                  for i in range(x[0].size)},
-        watertight=jnp.asarray(watertight),
+        watertight=bool(watertight),
         center_of_mass=jnp.asarray(com.astype(dtype)),
         size=jnp.asarray(np.asarray(size, dtype)),
         coord_bound=jnp.asarray(np.asarray(np.abs(v).max(), dtype)),

@@ -2,30 +2,28 @@
 
 The object is handled centred: the optimizer works in the *centred frame* (origin at the
 object's centre of mass, axes of the input file), and results are reported in the file's frame
-(``T_input_palm``). All starts are optimized together: one compiled, vmapped Adam step over
-``num_starts`` configurations; the compound loss of :func:`grasp_loss` (generalized Q1 upper
-bound, collision, self-collision, object-in-hand and guide terms) is differentiated through the
-forward kinematics and the mesh signed distance. Afterwards every start is evaluated on the host
-with the exact quantities (full-resolution mesh, exact-sign distance, exact Q1 through a convex
-hull), and the best valid start (penetration under a threshold, highest exact Q1) is returned.
-A contact-closing phase (:class:`SqueezeConfig`, not in the paper) then pulls the near, facing
-contact candidates of the best grasps onto the surface, since the exact Q1 counts only contacts
-within a few millimetres; a squeezed grasp replaces the original when it evaluates better.
+(``T_input_palm``). All starts are optimized together through :mod:`jaxgrasp.engine` (one
+compiled chunk of Adam steps over ``num_starts`` configurations on the compound loss of
+:func:`jaxgrasp.objective.grasp_loss`). Every start is then evaluated exactly on the host (full
+mesh, exact-sign distance, exact Q1 by convex hull) into an :class:`~jaxgrasp.engine.Archive`;
+the best grasps are squeezed (contacts closed onto the surface, :class:`SqueezeConfig`) and
+optionally refined on the SDP lower bound, each kept only where it ranks better.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
+import logging
 import time
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import trimesh
 
+from jaxgrasp import engine
+from jaxgrasp.engine import Archive, StepParams, rank_key  # noqa: F401 (re-exported)
 from jaxgrasp.evaluation import (  # noqa: F401 (re-exported)
     compile_evaluation,
     decimated,
@@ -38,33 +36,44 @@ from jaxgrasp.evaluation import (  # noqa: F401 (re-exported)
 from jaxgrasp.hand import HandModel, load_hand
 from jaxgrasp.kinematics import pose_hand
 from jaxgrasp.objective import (  # noqa: F401 (re-exported)
+    LossParams,
+    Phase,
     Scene,
     active_sets,
+    default_start_map,
     grasp_loss,
     grasp_terms,
+    loss_params,
     touch_weights,
 )
 from jaxgrasp.objects import LoadReport, Object, load_object, make_object, pow2_bucket
-from jaxgrasp.plan_config import PlanConfig, SqueezeConfig  # noqa: F401 (re-exported)
+from jaxgrasp.plan_config import (  # noqa: F401 (re-exported)
+    EvalConfig,
+    LossConfig,
+    OptimizerConfig,
+    PlanConfig,
+    Schedule,
+    Shapes,
+    SqueezeConfig,
+    StartConfig,
+    with_starts,
+)
 from jaxgrasp.quality import wrench_directions
 from jaxgrasp.starts import fibonacci_sphere, grasp_point, initial_configs, principal_axes  # noqa: F401 (re-exported)
 
+log = logging.getLogger(__name__)
+
 
 # ----------------------------------------------------------------------------------------------
-# Initialization
+# Problem set-up (host side)
 # ----------------------------------------------------------------------------------------------
 
 
 def start_configs(hand: HandModel, obj: Object, cfg: PlanConfig, key: jax.Array) -> jnp.ndarray:
-    """The planner's ``(cfg.num_starts, 6 + I)`` starts for one object (:func:`initial_configs`
+    """The planner's ``(num_starts, 6 + I)`` starts for one object (:func:`initial_configs`
     with the settings of ``cfg``, laid out in the object's :func:`principal_axes`)."""
-    return initial_configs(hand, float(obj.size), cfg.num_starts, key, opening=cfg.opening, standoff=cfg.standoff,
-                           axes=principal_axes(obj))
-
-
-# ----------------------------------------------------------------------------------------------
-# Problem set-up and evaluation (host side)
-# ----------------------------------------------------------------------------------------------
+    return initial_configs(hand, float(obj.size), cfg.shapes.num_starts, key, opening=cfg.starts.opening,
+                           standoff=cfg.starts.standoff, axes=principal_axes(obj))
 
 
 def as_object(mesh, *, units: str = "m") -> tuple[Object, LoadReport, trimesh.Trimesh]:
@@ -86,26 +95,27 @@ def make_scene(obj: Object, tm: trimesh.Trimesh, cfg: PlanConfig, *, dtype=jnp.f
 
     Args:
         obj: the full-resolution object; tm: the same mesh as a trimesh.
-        cfg: planner settings (``opt_faces``, ``object_samples``...).
+        cfg: planner settings (``shapes.opt_faces``, ``shapes.object_samples``...).
         dtype: floating dtype of the scene.
         pad_faces: pad the optimization mesh to this many faces (default: the next power of two,
             at least 256), so objects of similar size share one compiled step.
     """
     com = np.asarray(obj.center_of_mass, np.float64)
     size = float(obj.size)
-    opt_tm = decimated(tm, cfg.opt_faces)
+    opt_tm = decimated(tm, cfg.shapes.opt_faces)
     pad = pad_faces or face_bucket(len(opt_tm.faces))
     opt_obj = make_object(opt_tm.vertices, opt_tm.faces, check_units=False, pad_to=pad,
                           pad_vertices_to=pad if len(opt_tm.vertices) <= pad else None,
                           dtype=np.dtype(jnp.dtype(dtype).name))[0]
-    pts, _ = trimesh.sample.sample_surface_even(tm, cfg.object_samples, seed=cfg.seed)
-    pts = np.resize(pts, (cfg.object_samples, 3))  # fixed count (repeats a few when short)
+    n = cfg.shapes.object_samples
+    pts, _ = trimesh.sample.sample_surface_even(tm, n, seed=cfg.seed)
+    pts = np.resize(pts, (n, 3))  # fixed count (repeats a few when short)
     return Scene(
         obj=opt_obj,
         com=jnp.asarray(com, dtype),
         object_points=jnp.asarray(pts - com, dtype),
-        directions=jnp.asarray(wrench_directions(cfg.num_directions), dtype),
-        alpha=jnp.asarray(cfg.alpha_per_size / size, dtype),
+        directions=jnp.asarray(wrench_directions(cfg.evaluation.num_directions), dtype),
+        alpha=jnp.asarray(cfg.evaluation.alpha_per_size / size, dtype),
         torque_scale=jnp.asarray(1.0 / size, dtype),
     )
 
@@ -116,177 +126,78 @@ def face_bucket(n: int) -> int:
 
 
 # ----------------------------------------------------------------------------------------------
-# Optimization
+# Phases: which terms, with which traced numbers
 # ----------------------------------------------------------------------------------------------
 
 
 def variable_scale(hand: HandModel, cfg: PlanConfig) -> jnp.ndarray:
     """Per-variable scale ``(6 + I,)``: the optimizer works on ``y = x / scale`` so one learning
     rate fits metres, radians and the joint logits."""
-    return jnp.concatenate([jnp.full(3, cfg.translation_scale), jnp.full(3, cfg.rotation_scale),
+    o = cfg.optimizer
+    return jnp.concatenate([jnp.full(3, o.translation_scale), jnp.full(3, o.rotation_scale),
                             jnp.ones(hand.num_independent)]).astype(hand.body_pos.dtype)
 
 
-def make_adam(cfg: PlanConfig) -> optax.GradientTransformation:
-    """Adam with a cosine-decayed step over ``cfg.steps``."""
-    return optax.adam(optax.cosine_decay_schedule(cfg.learning_rate, cfg.steps, alpha=0.05))
+def _params(hand: HandModel, cfg: PlanConfig, lp: LossParams, lr: float, steps: int) -> StepParams:
+    dtype = hand.body_pos.dtype
+    return StepParams(loss=lp, scale=variable_scale(hand, cfg), learning_rate=jnp.asarray(lr, dtype),
+                      decay_steps=jnp.asarray(max(steps, 1), dtype), decay_floor=jnp.asarray(0.05, dtype))
 
 
-def loss_kwargs(hand: HandModel, cfg: PlanConfig, bound: str | None = None) -> dict:
-    """The keyword settings of :func:`grasp_loss` / :func:`grasp_terms` that ``cfg`` holds (one
-    place for the planner's steps and the trainer's loss). ``bound`` overrides ``cfg.q1_bound``."""
-    return dict(beta=cfg.beta, mu=cfg.mu, penetration_scale=cfg.penetration_scale,
-                collision_margin=cfg.collision_margin, self_samples=min(cfg.self_samples, hand.num_samples),
-                bound=cfg.q1_bound if bound is None else bound, touch_capture=cfg.squeeze.capture,
-                touch_target=cfg.squeeze.target, touch_scale=cfg.contact_tolerance, contact_cos=cfg.contact_cos,
-                q1_temperature=cfg.q1_temperature, q1_search_steps=cfg.q1_search_steps)
+def main_phase(hand: HandModel, cfg: PlanConfig, start_map: str | None = None) -> tuple[Phase, StepParams]:
+    """The main loss (paper VI.A): Q1 bound, collision, self-collision, guide (and touch when
+    its weight is not zero), Adam over ``cfg.schedule.steps``."""
+    s, w = cfg.shapes, cfg.loss.weights
+    terms = ("q1", "coll", "self", "guide") + (("touch",) if w.touch else ())
+    phase = Phase(terms=terms, q1_bound=cfg.loss.q1_bound, self_samples=s.self_samples, opt_samples=s.opt_samples,
+                  object_points=s.object_points, start_map=start_map or default_start_map())
+    lp = loss_params(cfg.evaluation, cfg.loss, cfg.squeeze, dtype=hand.body_pos.dtype)
+    return phase, _params(hand, cfg, lp, cfg.optimizer.learning_rate, cfg.schedule.steps)
 
 
-def map_starts(fn: Callable) -> Callable:
-    """``fn`` of one start, mapped over the leading axis of its arguments: ``jax.lax.map`` (one
-    start after the other) on the CPU, ``jax.vmap`` on other backends.
-
-    XLA's CPU backend runs the matrix products that ``vmap`` batches over starts slowly. Measured
-    (2-core CPU, Shadow hand, 8 starts): value and gradient of the planner's loss 23.5 -> 17.2 ms
-    (sphere_7000) and 39.0 -> 23.2 ms (025_mug); the active sets' sample-to-point distances 70 ->
-    8.7 ms. On a GPU the batched form is the fast one.
-    """
-    def mapped(*args):
-        if jax.default_backend() == "cpu":
-            return jax.lax.map(lambda a: fn(*a), args)
-        return jax.vmap(fn)(*args)
-    return mapped
+def squeeze_phase(hand: HandModel, cfg: PlanConfig, start_map: str | None = None) -> tuple[Phase, StepParams]:
+    """The contact-closing phase (:class:`SqueezeConfig`): the main terms plus touch, collision
+    and self-collision weights multiplied, its own step, margin and self-collision samples."""
+    sq, w, s = cfg.squeeze, cfg.loss.weights, cfg.shapes
+    weights = dataclasses.replace(w, coll=w.coll * sq.collision, self_coll=w.self_coll * sq.collision, touch=sq.touch)
+    phase = Phase(terms=("q1", "coll", "self", "guide", "touch"), q1_bound=cfg.loss.q1_bound,
+                  self_samples=sq.self_samples, opt_samples=s.opt_samples, object_points=s.object_points,
+                  start_map=start_map or default_start_map())
+    lp = loss_params(cfg.evaluation, cfg.loss, sq, weights=weights, collision_margin=sq.collision_margin,
+                     dtype=hand.body_pos.dtype)
+    return phase, _params(hand, cfg, lp, sq.learning_rate, sq.steps)
 
 
-def _run_steps(hand, scene, y, state, si, oi, cfg: PlanConfig, num_steps: int):
-    """``num_steps`` Adam steps on all starts of one object (un-jitted kernel)."""
-    scale = variable_scale(hand, cfg)
-    tx = make_adam(cfg)
-    kw = loss_kwargs(hand, cfg)
-
-    def loss_y(yi, sii, oii):
-        return grasp_loss(hand, scene, yi * scale, sii, oii, cfg.weights, **kw)
-
-    grad_fn = map_starts(jax.value_and_grad(loss_y, has_aux=True))
-
-    def step(carry, _):
-        y, state = carry
-        (total, terms), g = grad_fn(y, si, oi)
-        upd, state = tx.update(g, state, y)
-        return (optax.apply_updates(y, upd), state), (total, terms)
-
-    (y, state), (totals, terms) = jax.lax.scan(step, (y, state), None, length=num_steps)
-    return y, state, totals[-1], jax.tree.map(lambda a: a[-1], terms)
+def refine_phase(hand: HandModel, cfg: PlanConfig, start_map: str | None = None) -> tuple[Phase, StepParams]:
+    """The refinement phase: the main loss with the SDP lower bound (paper IV.B, eq. 4)."""
+    phase, params = main_phase(hand, cfg, start_map)
+    dtype = hand.body_pos.dtype
+    return (dataclasses.replace(phase, q1_bound="lower"),
+            params.replace(learning_rate=jnp.asarray(cfg.schedule.refine_learning_rate, dtype),
+                           decay_steps=jnp.asarray(max(cfg.schedule.refine_steps, 1), dtype)))
 
 
-def _select(hand, scene, y, cfg: PlanConfig):
-    scale = variable_scale(hand, cfg)
-    k_s = min(cfg.opt_samples, hand.num_samples)
-    return map_starts(lambda yi: active_sets(hand, scene, yi * scale, k_s, cfg.object_points))(y)
-
-
-# The settings the compiled steps read; the rest (seed, evaluation and start settings) are reset
-# to their defaults in the static argument, so changing them does not recompile.
-STEP_FIELDS = ("steps", "learning_rate", "translation_scale", "rotation_scale", "opt_samples", "self_samples",
-               "object_points", "weights", "beta", "mu", "penetration_scale", "collision_margin", "q1_bound",
-               "squeeze", "contact_tolerance", "contact_cos", "q1_temperature",
-               "q1_search_steps")
-
-
-def step_config(cfg: PlanConfig) -> PlanConfig:
-    """``cfg`` with only :data:`STEP_FIELDS` kept: the static key of the compiled steps. Of the
-    squeeze settings the steps read only the touch term's (the squeeze runs these steps with
-    :func:`squeeze_config`'s fields)."""
-    kept = {f: getattr(cfg, f) for f in STEP_FIELDS}
-    kept["squeeze"] = SqueezeConfig(capture=cfg.squeeze.capture, target=cfg.squeeze.target)
-    return PlanConfig(**kept)
-
-
-_run_steps_jit = jax.jit(_run_steps, static_argnames=("cfg", "num_steps"))
-_select_jit = jax.jit(_select, static_argnames=("cfg",))
-
-
-# Public jitted steps; the hand and scene are arguments (not closures), so calls with the same
-# hand structure, padded object size and step settings reuse one compilation.
-def run_steps(hand, scene, y, state, si, oi, cfg: PlanConfig, num_steps: int):
-    """``num_steps`` Adam steps on all starts ``y (S, 6 + I)`` (scaled variables) of one object,
-    with the active sets ``si``/``oi``; returns ``(y, state, last totals (S,), last terms)``."""
-    return _run_steps_jit(hand, scene, y, state, si, oi, step_config(cfg), num_steps)
-
-
-def select_active(hand, scene, y, cfg: PlanConfig):
-    """The active sets (:func:`active_sets`) of all starts ``y (S, 6 + I)``."""
-    return _select_jit(hand, scene, y, step_config(cfg))
-
-
-def scene_axes(scenes: Scene) -> Scene:
-    """vmap axes of a stacked batch of scenes: 0 everywhere, except ``obj.watertight`` when the
-    batch shares one value (a scalar), so the geometry's sign ``lax.cond`` stays a real branch
-    instead of running both the pseudonormal and the winding-number test for every object."""
-    axes = jax.tree.map(lambda _: 0, scenes)
-    if jnp.ndim(scenes.obj.watertight) == 0:
-        axes = dataclasses.replace(axes, obj=axes.obj.replace(watertight=None))
-    return axes
-
-
-def run_steps_batch(hand, scenes, y, state, si, oi, cfg: PlanConfig, num_steps: int):
-    """:func:`run_steps` for a batch of objects (leading axis of ``scenes`` and the rest)."""
-    return _run_steps_batch(hand, scenes, y, state, si, oi, step_config(cfg), num_steps)
-
-
-@functools.partial(jax.jit, static_argnames=("cfg", "num_steps"))
-def _run_steps_batch(hand, scenes, y, state, si, oi, cfg: PlanConfig, num_steps: int):
-    return jax.vmap(lambda sc, yy, st, s, o: _run_steps(hand, sc, yy, st, s, o, cfg, num_steps),
-                    in_axes=(scene_axes(scenes), 0, 0, 0, 0))(scenes, y, state, si, oi)
-
-
-def select_active_batch(hand, scenes, y, cfg: PlanConfig):
-    """:func:`select_active` for a batch of objects (see :func:`run_steps_batch`)."""
-    return _select_active_batch(hand, scenes, y, step_config(cfg))
-
-
-@functools.partial(jax.jit, static_argnames=("cfg",))
-def _select_active_batch(hand, scenes, y, cfg: PlanConfig):
-    return jax.vmap(lambda sc, yy: _select(hand, sc, yy, cfg), in_axes=(scene_axes(scenes), 0))(scenes, y)
+# ----------------------------------------------------------------------------------------------
+# Drivers over the engine
+# ----------------------------------------------------------------------------------------------
 
 
 def optimize(hand: HandModel, scene: Scene, x0: jnp.ndarray, cfg: PlanConfig, *,
              chunk: int = 25, progress: Callable[[int, dict], None] | None = None) -> tuple[jnp.ndarray, dict]:
-    """Run ``cfg.steps`` Adam steps on all starts ``x0 (S, 6 + I)``; returns the final
+    """``cfg.schedule.steps`` steps of the main phase from ``x0 (S, 6 + I)``; returns the final
     configurations and the last step's per-start loss terms."""
-    scale = variable_scale(hand, cfg)
-    y = x0 / scale
-    state = make_adam(cfg).init(y)
-    done, terms = 0, {}
-    while done < cfg.steps:
-        n = min(chunk, cfg.steps - done)
-        si, oi = select_active(hand, scene, y, cfg)
-        y, state, total, terms = run_steps(hand, scene, y, state, si, oi, cfg, n)
-        done += n
-        if progress is not None:
-            progress(done, {"total": total, **terms})
-    return y * scale, terms
-
-
-def squeeze_config(cfg: PlanConfig) -> PlanConfig:
-    """The step settings of the contact-closing phase (:class:`SqueezeConfig`): ``cfg`` with the
-    squeeze's steps, learning rate, self-collision samples and margin, the touch term on and the
-    collision weights multiplied."""
-    sq, w = cfg.squeeze, cfg.weights
-    weights = dataclasses.replace(w, coll=w.coll * sq.collision, self_coll=w.self_coll * sq.collision, touch=sq.touch)
-    return dataclasses.replace(cfg, steps=sq.steps, learning_rate=sq.learning_rate, self_samples=sq.self_samples,
-                               collision_margin=sq.collision_margin, weights=weights)
+    phase, params = main_phase(hand, cfg)
+    cb = None if progress is None else (lambda n, info: progress(n, {"total": info.total, **info.terms}))
+    x, info = engine.run(hand, scene, x0, params, phase, cfg.schedule.steps, chunk=chunk, progress=cb)
+    return x, ({} if info is None else info.terms)
 
 
 def squeeze(hand: HandModel, scene: Scene, x: jnp.ndarray, cfg: PlanConfig) -> jnp.ndarray:
-    """Squeeze configurations ``x (S, 6 + I)`` (centred frame): ``cfg.squeeze.steps`` Adam steps
-    of :func:`squeeze_config`'s loss, all in one compiled call; returns ``(S, 6 + I)``."""
-    scfg = squeeze_config(cfg)
-    scale = variable_scale(hand, scfg)
-    y = jnp.asarray(x) / scale
-    si, oi = select_active(hand, scene, y, scfg)
-    y, _, _, _ = run_steps(hand, scene, y, make_adam(scfg).init(y), si, oi, scfg, scfg.steps)
-    return y * scale
+    """Squeeze configurations ``x (S, 6 + I)`` (centred frame): ``cfg.squeeze.steps`` steps of
+    :func:`squeeze_phase` in one compiled call; returns ``(S, 6 + I)``."""
+    phase, params = squeeze_phase(hand, cfg)
+    n = cfg.squeeze.steps
+    return engine.run(hand, scene, jnp.asarray(x), params, phase, n, chunk=n)[0]
 
 
 def squeeze_best(hand: HandModel, obj: Object, tm: trimesh.Trimesh, scene: Scene, candidates: list[tuple[dict, np.ndarray]],
@@ -294,8 +205,8 @@ def squeeze_best(hand: HandModel, obj: Object, tm: trimesh.Trimesh, scene: Scene
     """Squeeze evaluated grasps and evaluate the results exactly (host side).
 
     Args:
-        candidates: up to ``cfg.num_starts`` ``(metrics, config (6 + I,))``; padded to
-            ``num_starts`` by repetition, so every call reuses the main loop's batch shape.
+        candidates: up to ``num_starts`` ``(metrics, config (6 + I,))``; padded to ``num_starts``
+            by repetition, so every call reuses the main loop's batch shape.
         deadline: ``time.perf_counter()`` value after which no more results are evaluated (an
             evaluation that ends after it is dropped).
 
@@ -304,63 +215,69 @@ def squeeze_best(hand: HandModel, obj: Object, tm: trimesh.Trimesh, scene: Scene
     """
     if not candidates or cfg.squeeze.steps <= 0:
         return []
-    idx = np.resize(np.arange(len(candidates)), cfg.num_starts)
+    idx = np.resize(np.arange(len(candidates)), cfg.shapes.num_starts)
     xs = np.asarray(squeeze(hand, scene, jnp.asarray(np.stack([candidates[i][1] for i in idx])), cfg))
     out = []
     for xi in xs[:len(candidates)]:
         if time.perf_counter() >= deadline:
             break
-        m = evaluate(hand, obj, xi, cfg, tm, extras=False)
+        m = evaluate(hand, obj, xi, cfg.evaluation, tm, extras=False)
         if time.perf_counter() >= deadline:  # finished after the deadline: not counted
             break
         out.append(({**m, "squeezed": True}, xi))
     return out
 
 
-def squeeze_starts(hand: HandModel, obj: Object, tm: trimesh.Trimesh, scene: Scene, x: np.ndarray,
-                   metrics: list[dict], cfg: PlanConfig) -> None:
-    """Squeeze every start of ``x (S, 6 + I)`` (evaluated as ``metrics``) once; in place, a start
-    is replaced (``x`` and ``metrics``) only when its squeezed version ranks better."""
-    for i, (m, xi) in enumerate(squeeze_best(hand, obj, tm, scene, list(zip(metrics, x)), cfg)):
-        if rank_key(m) < rank_key(metrics[i]):
-            x[i], metrics[i] = xi, m
+def evaluate_starts(hand: HandModel, obj: Object, tm: trimesh.Trimesh, x: np.ndarray, cfg: PlanConfig,
+                    archive: Archive, round_: int = 0) -> None:
+    """Evaluate every start of ``x (S, 6 + I)`` into ``archive`` under keys ``(round_, i)``."""
+    log.info("evaluating %d grasps exactly", len(x))
+    for i, xi in enumerate(x):
+        archive.record((round_, i), evaluate(hand, obj, xi, cfg.evaluation, tm, extras=False), xi)
 
 
-def exploit_starts(y: jnp.ndarray, good: list[np.ndarray], scale: jnp.ndarray, cfg: PlanConfig,
-                   key: jax.Array) -> jnp.ndarray:
-    """A round's starts with the first ``cfg.exploit`` replaced by grasps found earlier.
+def squeeze_archive(hand: HandModel, obj: Object, tm: trimesh.Trimesh, scene: Scene, keys: list, cfg: PlanConfig,
+                    archive: Archive) -> None:
+    """Squeeze the archived grasps ``keys`` once; a squeezed grasp replaces its key's entry only
+    where it ranks better."""
+    if cfg.squeeze.steps <= 0 or not keys:
+        return
+    log.info("squeezing %d grasps", len(keys))
+    candidates = [(archive[k].metrics, archive[k].config) for k in keys]
+    for k, (m, xi) in zip(keys, squeeze_best(hand, obj, tm, scene, candidates, cfg)):
+        archive.record(k, m, xi)
 
-    Args:
-        y: ``(S, 6 + I)`` the round's fresh starts (scaled variables, ``x / scale``).
-        good: configurations ``(6 + I,)`` (centred frame) of the valid grasps found so far, best
-            first; repeated in turn when fewer than ``cfg.exploit``; none: ``y`` unchanged.
-        scale: :func:`variable_scale`.
-        key: PRNG key of the noise.
 
-    Returns:
-        ``(S, 6 + I)``: rows ``< min(cfg.exploit, S)`` are ``good[i % len(good)] / scale`` plus
-        Gaussian noise of standard deviation ``cfg.exploit_noise`` (scaled variables).
-    """
-    k = min(cfg.exploit, y.shape[0])
-    if k == 0 or not good:
-        return y
-    seeds = jnp.asarray(np.stack([good[i % len(good)] for i in range(k)]), y.dtype) / scale
-    return y.at[:k].set(seeds + cfg.exploit_noise * jax.random.normal(key, seeds.shape, y.dtype))
+def refine(hand: HandModel, obj: Object, tm: trimesh.Trimesh, scene: Scene, keys: list, cfg: PlanConfig,
+           archive: Archive) -> None:
+    """Refine the archived grasps ``keys`` with ``cfg.schedule.refine_steps`` steps of
+    :func:`refine_phase`; a refined grasp replaces its key's entry only where it ranks better."""
+    n = cfg.schedule.refine_steps
+    if n <= 0 or not keys:
+        return
+    log.info("refining %d grasps on the SDP lower bound (%d steps)", len(keys), n)
+    phase, params = refine_phase(hand, cfg)
+    x0 = jnp.asarray(np.stack([archive[k].config for k in keys]))
+    xr, _ = engine.run(hand, scene, x0, params, phase, n, chunk=min(25, n))
+    for k, xi in zip(keys, np.asarray(xr)):
+        m = evaluate(hand, obj, xi, cfg.evaluation, tm, extras=False)
+        archive.record(k, {**m, "refined": True}, xi)
 
 
 def compile_plan(hand: HandModel, obj: Object, tm: trimesh.Trimesh, cfg: PlanConfig) -> None:
     """Compile everything anytime planning (:func:`plan_grasps` with a ``time_budget``) runs for
-    this hand and padded object size: the active sets, the steps in chunks of ``cfg.eval_every``,
-    the squeeze and the exact evaluation, so that timed runs exclude compilation."""
+    this hand and padded object size: the active sets, the steps in chunks of
+    ``schedule.eval_every``, the squeeze and the exact evaluation, so that timed runs exclude
+    compilation."""
     scene = make_scene(obj, tm, cfg, dtype=hand.body_pos.dtype)
     x0 = start_configs(hand, obj, cfg, jax.random.PRNGKey(cfg.seed))
-    compile_evaluation(hand, obj, tm, np.asarray(x0[0]), cfg)
-    y = x0 / variable_scale(hand, cfg)
-    state = make_adam(cfg).init(y)
-    si, oi = select_active(hand, scene, y, cfg)
-    for n in {min(cfg.eval_every, cfg.steps), cfg.steps % cfg.eval_every} - {0}:
-        for c in {cfg, valid_step_config(cfg)}:
-            run_steps(hand, scene, y, state, si, oi, c, n)
+    compile_evaluation(hand, obj, tm, np.asarray(x0[0]), cfg.evaluation)
+    phase, params = main_phase(hand, cfg)
+    state = engine.init(hand, scene, x0, params, phase)
+    engine.select(hand, scene, state, params, phase)
+    sch = cfg.schedule
+    for n in {min(sch.eval_every, sch.steps), sch.steps % sch.eval_every} - {0}:
+        engine.step(hand, scene, state, params, phase, n)
     if cfg.squeeze.steps > 0:
         squeeze(hand, scene, x0, cfg).block_until_ready()
 
@@ -399,27 +316,19 @@ def plan_grasps(mesh, hand: str | HandModel = "shadow", *, num_grasps: int = 1, 
             ``num_grasps`` if smaller.
         units: unit of the mesh coordinates ("m", "cm", "mm") for paths and trimesh meshes.
         progress: called as ``progress(step, terms)`` after every chunk of steps.
-        time_budget: anytime planning: seconds of wall-clock time for the whole call (set-up,
-            compilation on the first call with new shapes, steps, evaluation). Rounds of
-            ``cfg.steps`` steps from new starts run until the budget is spent; every
-            ``cfg.eval_every`` steps the ``cfg.eval_top`` lowest-loss starts are evaluated
-            exactly; after each finished round, while time is left, the best grasps found so
-            far that were not squeezed yet are squeezed (:class:`SqueezeConfig`) and evaluated
-            (with ``cfg.background``, on a background thread, as are the evaluations once a grasp
-            is valid: :mod:`jaxgrasp.anytime`); the best evaluated grasps are returned. None: one
-            round, then every start is
-            evaluated, squeezed and keeps the better of the two.
+        time_budget: anytime planning (:mod:`jaxgrasp.anytime`): seconds of wall-clock time for
+            the whole call (set-up, compilation on the first call with new shapes, steps,
+            evaluation); rounds from new starts run until it is spent. None: one round of
+            ``schedule.steps``, every start evaluated, the best squeezed (and refined).
 
     Returns:
         ``num_grasps`` :class:`GraspResult` in the mesh's input frame: valid grasps first by
-        exact Q1, then the others by penetration. With a budget, ``metrics`` add
-        ``time_to_first_valid_s`` (from the call's start to the end of the evaluation that first
-        found a valid grasp; None if none), ``steps`` and ``evaluations``. A squeezed grasp's
-        ``metrics`` have ``"squeezed": True``.
+        exact Q1, then the others by penetration. ``metrics`` add ``time_to_first_valid_s``
+        (from the call's start to the end of the evaluation that first found a valid grasp;
+        None if none), ``steps_to_first_valid`` and ``evaluations`` (and with a budget
+        ``steps``). A squeezed grasp's ``metrics`` have ``"squeezed": True``.
     """
-    cfg = config or PlanConfig()
-    if cfg.num_starts < num_grasps:
-        cfg = dataclasses.replace(cfg, num_starts=num_grasps)
+    cfg = with_starts(config or PlanConfig(), num_grasps)
     t0 = time.perf_counter()
     hand_model = hand if isinstance(hand, HandModel) else load_hand(hand)
     obj, report, tm = as_object(mesh, units=units)
@@ -427,38 +336,41 @@ def plan_grasps(mesh, hand: str | HandModel = "shadow", *, num_grasps: int = 1, 
     if time_budget is not None:
         if not time_budget > 0:
             raise ValueError(f"time_budget must be > 0 seconds (or None), got {time_budget}")
-        from jaxgrasp.anytime import plan_anytime  # (it imports this module)
+        # (anytime imports this module: the loop is reached through the package's namespace)
+        from jaxgrasp.anytime import plan_anytime  # noqa: PLC0415
 
         return plan_anytime(hand_model, obj, report, tm, scene, cfg, num_grasps, time_budget, t0, progress)
+    archive = Archive(t0)
     x0 = start_configs(hand_model, obj, cfg, jax.random.PRNGKey(cfg.seed))
+    log.info("optimizing %d starts for %d steps (the first call with new shapes compiles)",
+             cfg.shapes.num_starts, cfg.schedule.steps)
     x, _ = optimize(hand_model, scene, x0, cfg, progress=progress)
-    x = np.array(x)
-    starts = [evaluate(hand_model, obj, xi, cfg, tm, extras=False) for xi in x]
-    squeeze_starts(hand_model, obj, tm, scene, x, starts, cfg)
-    order = sorted(range(len(starts)), key=lambda i: rank_key(starts[i]))
-    if cfg.refine_steps > 0:
-        refine(hand_model, obj, tm, scene, x, starts, order[:num_grasps], cfg)
-        order = sorted(range(len(starts)), key=lambda i: rank_key(starts[i]))
+    evaluate_starts(hand_model, obj, tm, np.asarray(x), cfg, archive)
+    squeeze_archive(hand_model, obj, tm, scene, [k for k, _ in archive.ranked()], cfg, archive)
+    refine(hand_model, obj, tm, scene, [k for k, _ in archive.ranked()[:num_grasps]], cfg, archive)
+    return archive_results(hand_model, obj, report, tm, archive, num_grasps, cfg, t0)
+
+
+def archive_results(hand: HandModel, obj: Object, report, tm: trimesh.Trimesh, archive: Archive, num_grasps: int,
+                    cfg: PlanConfig, t0: float, extra: dict | None = None) -> list[GraspResult]:
+    """The ``num_grasps`` best archived grasps as :class:`GraspResult`, with the archive's
+    statistics (and ``extra``) in their metrics."""
     elapsed = time.perf_counter() - t0
-    return [make_result(hand_model, obj, report, tm, np.asarray(x[i]), starts[i], starts, elapsed, cfg) for i in order[:num_grasps]]
-
-
-def valid_step_config(cfg: PlanConfig) -> PlanConfig:
-    """The step settings of anytime planning once a grasp is valid: ``cfg`` with its Q1 bound's
-    temperature set to ``cfg.q1_temperature_valid`` (``cfg`` itself when that is None)."""
-    if cfg.q1_temperature_valid is None:
-        return cfg
-    return dataclasses.replace(cfg, q1_temperature=cfg.q1_temperature_valid)
+    ranked = archive.ranked()
+    starts = [e.metrics for _, e in ranked]
+    out = {**archive.stats(), **(extra or {})}
+    log.info("packaging %d grasps", min(num_grasps, len(ranked)))
+    return [make_result(hand, obj, report, tm, e.config, {**e.metrics, **out}, starts, elapsed, cfg)
+            for _, e in ranked[:num_grasps]]
 
 
 def starts_to_evaluate(total: np.ndarray, done: int, cfg: PlanConfig, *, early: bool, found_valid: bool) -> list[int]:
     """The starts the anytime loop evaluates exactly after the chunk that ends ``done`` steps
-    into a round (see ``eval_every``, ``eval_every_valid`` and ``eval_final`` of :class:`PlanConfig`).
+    into a round (see ``eval_every``, ``eval_every_valid`` and ``eval_final`` of :class:`Schedule`).
 
     Args:
         total: ``(S,)`` the starts' losses at the last step.
-        early: the chunk ends before ``eval_from`` (and a start is already evaluated, or the
-            budget is not spent yet): nothing is evaluated.
+        early: the chunk ends before ``eval_from``: nothing is evaluated.
         found_valid: a valid grasp was found earlier in the call.
 
     Returns:
@@ -466,30 +378,13 @@ def starts_to_evaluate(total: np.ndarray, done: int, cfg: PlanConfig, *, early: 
         ``eval_every`` steps (``eval_every_valid`` once a valid grasp is known) and at the end of
         a round, the ``eval_top`` lowest-loss starts; else none.
     """
-    if done == cfg.steps and cfg.eval_final:
+    s = cfg.schedule
+    if done == s.steps and s.eval_final:
         return list(range(len(total)))
-    every = cfg.eval_every_valid if found_valid else cfg.eval_every
-    if early or (done % every and done != cfg.steps):
+    every = s.eval_every_valid if found_valid else s.eval_every
+    if early or (done % every and done != s.steps):
         return []
-    return [int(i) for i in np.argsort(total)[:cfg.eval_top]]
-
-
-def refine(hand: HandModel, obj: Object, tm: trimesh.Trimesh, scene: Scene, x: np.ndarray, metrics: list[dict],
-           idx: list[int], cfg: PlanConfig) -> None:
-    """Refine starts ``idx`` of ``x (S, 6 + I)`` with ``cfg.refine_steps`` Adam steps on the loss with
-    the SDP lower bound; in place, a start is replaced (``x`` and ``metrics``) only when the
-    refined configuration's exact evaluation ranks better."""
-    rcfg = dataclasses.replace(cfg, q1_bound="lower", steps=cfg.refine_steps, learning_rate=cfg.refine_learning_rate)
-    xr, _ = optimize(hand, scene, jnp.asarray(x[idx]), rcfg, chunk=min(25, cfg.refine_steps))
-    for i, xi in zip(idx, np.asarray(xr)):
-        m = evaluate(hand, obj, xi, cfg, tm, extras=False)
-        if rank_key(m) < rank_key(metrics[i]):
-            x[i], metrics[i] = xi, {**m, "refined": True}
-
-
-def rank_key(m: dict) -> tuple:
-    """Sort key, best first: valid before not valid; then higher Q1, then lower penetration."""
-    return (not m["valid"], -m["q1"], m["penetration_mm"])
+    return [int(i) for i in np.argsort(total)[:s.eval_top]]
 
 
 def plan(mesh, hand: str | HandModel = "shadow", *, config: PlanConfig | None = None, units: str = "m",
@@ -500,12 +395,13 @@ def plan(mesh, hand: str | HandModel = "shadow", *, config: PlanConfig | None = 
 
 
 def make_result(hand: HandModel, obj: Object, report, tm: trimesh.Trimesh, x: np.ndarray, metrics: dict,
-                starts: list[dict], elapsed: float, cfg: PlanConfig | None = None) -> GraspResult:
+                starts: list[dict], elapsed: float, cfg: PlanConfig | EvalConfig | None = None, *,
+                extras: bool = True) -> GraspResult:
     """Package a configuration (centred frame) as a :class:`GraspResult` in the input frame,
-    completing ``metrics`` with :func:`evaluate_extras` when they lack them."""
-    cfg = cfg or PlanConfig()
-    if "q1_generalized" not in metrics:
-        metrics = {**metrics, **evaluate_extras(hand, obj, x, cfg)}
+    completing ``metrics`` with :func:`evaluate_extras` when they lack them and ``extras``."""
+    ev = cfg.evaluation if isinstance(cfg, PlanConfig) else (cfg or EvalConfig())
+    if extras and "q1_generalized" not in metrics:
+        metrics = {**metrics, **evaluate_extras(hand, obj, x, ev)}
     com = np.asarray(obj.center_of_mass, np.float64)
     posed = pose_hand(hand, jnp.asarray(x, hand.body_pos.dtype))
     T = np.asarray(posed.T_world_palm, np.float64).copy()

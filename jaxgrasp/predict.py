@@ -95,7 +95,7 @@ def predict(checkpoint: str | os.PathLike, depth_images_or_mesh, *, units: str =
         out = [_package(hand, xi, np.zeros(3)) for xi in x]
         return out[0] if single else out
     from jaxgrasp.data import render_sample
-    from jaxgrasp.planner import PlanConfig, as_object, evaluate as evaluate_grasp, make_scene, optimize
+    from jaxgrasp.planner import PlanConfig, Schedule, as_object, evaluate as evaluate_grasp, make_scene, optimize
 
     obj, _, tm = as_object(depth_images_or_mesh, units=units)
     com = np.asarray(obj.center_of_mass, np.float64)
@@ -104,10 +104,10 @@ def predict(checkpoint: str | os.PathLike, depth_images_or_mesh, *, units: str =
     x = np.asarray(M.apply(mcfg, params, jnp.asarray(depth[None])), np.float64)[0]
     pcfg = PlanConfig()
     if refine_steps > 0:
-        rcfg = dataclasses.replace(pcfg, steps=refine_steps)
+        rcfg = dataclasses.replace(pcfg, schedule=Schedule(steps=refine_steps))
         scene = make_scene(obj, tm, rcfg, dtype=hand.body_pos.dtype)
         x = np.asarray(optimize(hand, scene, jnp.asarray(x[None], hand.body_pos.dtype), rcfg)[0][0], np.float64)
-    metrics = evaluate_grasp(hand, obj, x, pcfg, tm, extras=False) if evaluate else None
+    metrics = evaluate_grasp(hand, obj, x, pcfg.evaluation, tm, extras=False) if evaluate else None
     return _package(hand, x, com, metrics)
 
 

@@ -37,12 +37,13 @@ Metrics:
 * :func:`q1_upper` (eq. 3): ``min_s max_i c_i max(0, g_perp + mu |g_par|)`` over D fixed unit
   directions s, with ``g = s_f + lambda s_tau x p_i`` the direction in force space: the exact
   support of the cone slice, no case split. A loss surrogate, not a metric: with D = 64 it sits
-  1.2-5x above Q1 (median 2.0x, 95th percentile 5x over random 8-contact grasps, see
-  ``benchmarks/quality.py``), and its gradient reaches a single contact.
+  well above Q1 (about 2x at the median), and its gradient reaches a single contact
+  (measurements: docs/decisions.md, "Q1 bounds and the loss").
 * :func:`q1_lower` (eq. 4): SOS/SDP certificate (:mod:`jaxgrasp.sdp`); can be negative (no force
-  closure certified), smooth; median 0.03% below the exact Q1 of the same edges (95th percentile
-  5%); its gradient reaches the contacts active in the certificate (about 6-9 of 16), and all of
-  them with a larger barrier ``SDPOptions(mu_final=1e-5)`` (a smoothing temperature).
+  closure certified), smooth, close below the exact Q1 of the same edges; its gradient reaches
+  the contacts active in the certificate, and all of them with a larger barrier
+  ``SDPOptions(mu_final=1e-5)`` (a smoothing temperature). (Tightness and cost:
+  ``benchmarks/quality.py``; docs/decisions.md, "Q1 bounds and the loss".)
 * :func:`q1_exact` (eq. 1): host-side, scipy ConvexHull of the edge wrenches, 0 unless the origin
   is strictly inside. For evaluation only.
 """
@@ -207,18 +208,6 @@ def wrench_directions(num: int = 64, seed: int = 0) -> np.ndarray:
     return _directions_np(int(num), int(seed)).copy()
 
 
-# Direction search of q1_upper (``search_steps > 0``): the first step turns each search direction
-# by SEARCH_ANGLE radians, every later one by SEARCH_DECAY times the previous; the descent
-# direction is the gradient of a soft maximum over contacts at temperature SEARCH_SMOOTHING x the
-# current support (the hard maximum's subgradient zig-zags between contacts). Chosen on 300
-# random force-closure grasps (benchmarks/quality.py's set): with 4 starts and 12 steps the bound
-# sits at median 1.10x (95th percentile 1.48x) the 16-edge exact Q1, where the 64 fixed
-# directions alone give 1.95x (4.4x); without smoothing 1.26x (2.0x).
-SEARCH_ANGLE = 0.5
-SEARCH_DECAY = 0.75
-SEARCH_SMOOTHING = 0.05
-
-
 def _cone_supports(s: jax.Array, p: jax.Array, u: jax.Array, c: jax.Array, mu: float,
                    torque_scale: float) -> jax.Array:
     """Support of every contact's weighted cone slice along wrench directions ``s (D, 6)``:
@@ -229,76 +218,21 @@ def _cone_supports(s: jax.Array, p: jax.Array, u: jax.Array, c: jax.Array, mu: f
     return c[None, :] * jnp.maximum(g_perp + mu * g_par, 0.0)
 
 
-def _search_directions(s0: jax.Array, p: jax.Array, u: jax.Array, c: jax.Array, mu: float,
-                       torque_scale: float, steps: int) -> jax.Array:
-    """Descend the support ``h(s) = max_i support_i(s)`` on the unit sphere from ``s0 (M, 6)``.
-
-    Geodesic steps against the tangential gradient of a soft maximum over contacts (module
-    constants ``SEARCH_*``). Inputs are constants here (the caller stops their gradients).
-
-    Returns:
-        ``(steps * M, 6)`` every iterate (unit vectors), for the caller's minimum.
-    """
-    def soft_h(si):  # (6,) -> ()
-        v = _cone_supports(si[None], p, u, c, mu, torque_scale)[0]
-        # Temperature relative to the current support (scale-free); the floor keeps it positive
-        # when every support is 0 (no contact reaches this direction: the gradient is then 0).
-        t = jnp.maximum(SEARCH_SMOOTHING * jax.lax.stop_gradient(jnp.max(v)), jnp.finfo(v.dtype).tiny)
-        return t * jax.nn.logsumexp(v / t)
-
-    grad = jax.vmap(jax.grad(soft_h))
-    s, out, angle = s0, [], SEARCH_ANGLE
-    for _ in range(steps):
-        g = grad(s)
-        g = g - jnp.sum(g * s, axis=-1, keepdims=True) * s  # tangential part
-        # Unit tangent; zero where the gradient vanishes (double where: finite gradients).
-        norm = jnp.linalg.norm(g, axis=-1, keepdims=True)
-        g = jnp.where(norm > 0, g / jnp.where(norm > 0, norm, 1.0), 0.0)
-        s = jnp.cos(angle) * s - jnp.sin(angle) * g  # a unit vector: s and g are orthonormal
-        out.append(s)
-        angle *= SEARCH_DECAY
-    return jnp.concatenate(out)
-
-
 def q1_upper(p: jax.Array, n: jax.Array, c: jax.Array, *, mu: float, torque_scale: float,
-             directions: jax.Array, temperature: float = 0.0, search_steps: int = 0,
-             search_starts: int = 4) -> jax.Array:
+             directions: jax.Array) -> jax.Array:
     """Upper bound of Q1 (eq. 3) for one grasp, true (circular) friction cones.
 
     Args:
         p: (N, 3) contact positions [m]; n: (N, 3) object outward normals; c: (N,) weights.
         mu: friction coefficient; torque_scale: lambda [1/m].
         directions: (D, 6) unit directions in scaled wrench space (:func:`wrench_directions`).
-        temperature: 0 (default): the hard minimum over the directions, whose gradient reaches
-            a single contact. ``T > 0``: the soft minimum ``-T log sum_s exp(-h_s / T)`` of the
-            per-direction supports ``h_s``, within ``[min - T log D, min]`` (still an upper bound
-            of Q1 up to ``T log D``), whose gradient reaches the best contact of every direction
-            near the minimum.
-        search_steps: > 0: the ``search_starts`` fixed directions of lowest support are refined
-            by this many descent steps on the sphere (:func:`_search_directions`), and every
-            iterate joins the directions. The minimum over more directions is still an upper
-            bound, and a tighter one: the fixed directions are sparse in 6-D, and an optimizer
-            can raise the support along all of them while Q1 stays low between them. The search
-            itself is not differentiated: the gradient treats the iterates as constants, as it
-            does the fixed directions (exact where an iterate is the true minimizer, by the
-            envelope theorem).
-        search_starts: how many fixed directions the search starts from.
 
     Returns:
         Scalar ``min_s max_i c_i max(0, g_perp + mu |g_par|)``, ``g = s_f + lambda s_tau x p_i``.
     """
     s = jnp.asarray(directions, p.dtype)
     u = -_unit(n)
-    per_direction = jnp.max(_cone_supports(s, p, u, c, mu, torque_scale), axis=1)  # (D,)
-    if search_steps > 0:
-        const = [jax.lax.stop_gradient(a) for a in (p, u, c)]
-        _, idx = jax.lax.top_k(-jax.lax.stop_gradient(per_direction), min(search_starts, s.shape[0]))
-        found = jax.lax.stop_gradient(_search_directions(s[idx], *const, mu, torque_scale, search_steps))
-        per_found = jnp.max(_cone_supports(found, p, u, c, mu, torque_scale), axis=1)
-        per_direction = jnp.concatenate([per_direction, per_found])
-    if temperature > 0:
-        return -temperature * jax.nn.logsumexp(-per_direction / temperature)
-    return jnp.min(per_direction)
+    return jnp.min(jnp.max(_cone_supports(s, p, u, c, mu, torque_scale), axis=1))
 
 
 def _select_contacts(p, n, c, k_contacts):
@@ -342,10 +276,11 @@ def q1_lower_solution(p: jax.Array, n: jax.Array, c: jax.Array, *, mu: float, to
 
 def _separated(pts: np.ndarray, scale: float) -> bool:
     """True when a hyperplane through the origin has every point strictly on one side, so the
-    origin is outside the hull (Q1 = 0). One small LP (~2 ms; the 6-D hull of a grasp's wrenches
-    takes 10-50 ms): minimize ``s`` over ``|d|_inf <= 1`` with ``v_i . d <= s``; the optimum is 0
-    when the origin is in the hull and negative when it is not. Only a clearly negative optimum
-    counts (the hull decides near zero), and a failed solve falls back to the hull."""
+    origin is outside the hull (Q1 = 0). One small LP, much cheaper than the 6-D hull
+    (docs/decisions.md, "Force closure decided by a small LP"): minimize ``s`` over
+    ``|d|_inf <= 1`` with ``v_i . d <= s``; the optimum is 0 when the origin is in the hull and
+    negative when it is not. Only a clearly negative optimum counts (the hull decides near zero),
+    and a failed solve falls back to the hull."""
     from scipy.optimize import linprog
 
     A = np.hstack([pts, -np.ones((len(pts), 1))])

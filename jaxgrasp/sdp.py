@@ -70,7 +70,7 @@ Gradients (both w.r.t. V):
 
 * ``"envelope"`` (default): ``dgamma/dV_jk = -<X_j, E[w_k z z^T]>`` from the primal-dual pair
   (envelope theorem on the barrier problem). No linear solve, no extra memory: the cheapest
-  (about half the implicit cost end to end in ``benchmarks/quality.py``). It is the exact
+  (measurements: docs/decisions.md, "SOS lower bound: envelope gradient"). It is the exact
   gradient of the barrier value and differs from that of the returned value by O(mu_final)
   (relative 3e-5 at the default 1e-9; tests check both against central differences).
 * ``"implicit"``: ``jaxopt.implicit_diff.custom_root`` on ``F(u, V) = 0``; the Jacobian
@@ -293,9 +293,9 @@ def _sym(A):
 
 # Dense linear algebra is written in plain jnp ops: jaxlib's batched LAPACK kernels (cholesky,
 # eigh, triangular solves) split their batch over XLA's intra-op pool and block on it, and two of
-# them running concurrently on a 2-thread pool deadlock (observed with jax 0.10.2 on this CPU, in
-# this solver's loop). Small blocks use a Gauss-Jordan sweep in a fori_loop (compact HLO: short
-# compiles); the Schur matrix a blocked sweep.
+# them running concurrently on a 2-thread pool deadlock (docs/decisions.md, "No LAPACK calls").
+# Small blocks use a Gauss-Jordan sweep in a fori_loop (compact HLO: short compiles); the Schur
+# matrix a blocked sweep.
 def _sweep_small(A, floor=None):
     """Inverse and smallest pivot of symmetric blocks (..., n, n) by Gauss-Jordan sweeps.
 

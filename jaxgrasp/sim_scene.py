@@ -55,9 +55,10 @@ def convex_pieces(mesh: trimesh.Trimesh, *, threshold: float = 0.05, max_pieces:
 
     A convex mesh is its own single piece; otherwise CoACD (Wei et al. 2022) decomposes it, the
     result cached by a hash of the mesh and the settings. Meshes over ``max_faces`` are
-    decimated first (CoACD takes about a minute on a 2,000-face scan on a 2-core CPU, far longer
-    on the 16k-face original; its MCTS search is also run lighter than its defaults). Without the ``coacd`` package the
-    convex hull is used, with a warning (grasps inside concavities then look penetrating).
+    decimated first, and CoACD's MCTS search runs lighter than its defaults, to bound its time
+    (measurements: docs/decisions.md, "CoACD on a 2,000-face decimation"). Without the ``coacd``
+    package the convex hull is used, with a warning (grasps inside concavities then look
+    penetrating).
     """
     v = np.asarray(mesh.vertices, np.float64)
     f = np.asarray(mesh.faces, np.int64)

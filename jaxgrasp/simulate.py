@@ -41,10 +41,11 @@ Protocol (:func:`simulate_scene`), DexGraspBench's ``fc_mocap`` evaluation:
 each of the six directions in turn, same durations and thresholds.
 
 The force: DexGraspBench's code applies ``10 * obj_mass`` newtons (``fc_mocap.py``:
-``xfrc_applied = 10 * direction * obj_mass``), i.e. 10 N/kg, about 1x the object's weight (not
-10x, as issue 7 reads it); ``force_per_kg=10`` (the default) reproduces it, so rates compare with
-BODex / DexGraspNet numbers measured with DexGraspBench. ``force_per_kg=98.1`` (CLI
-``--force-weights 10``) is the stricter 10x-weight test; the experiments report both.
+``xfrc_applied = 10 * direction * obj_mass``), i.e. 10 N/kg, about 1x the object's weight;
+``force_per_kg=10`` (the default) reproduces it, so rates compare with BODex / DexGraspNet
+numbers measured with DexGraspBench. ``force_per_kg=98.1`` (CLI
+``--force-weights 10``) is the stricter 10x-weight test; the experiments report both
+(docs/decisions.md, "DexGraspBench's protocol and force").
 Actuator gain: DexGraspBench raised the Shadow Hand's position gain from 1 to 5 (its README);
 ``kp=5`` (the default) does the same for every actuator of the hand file, ``kp=None`` keeps the
 file's gains.
@@ -55,25 +56,12 @@ their outward normals at the grasp configuration (:func:`closing_signs`; joints 
 sideways, like finger spread, are not squeezed). A squeeze that large cannot close fingers that
 are far from the object onto it, so a grasp without contact still fails.
 
-Initial penetration, MuJoCo against the planner. MuJoCo measures the hand's real collision
-geoms (true capsules, spheres, boxes) against the object's convex pieces; the planner's exact
-evaluation measures its *annotation* of the hand (2,048 surface samples of the primitives
-tessellated with 8 segments, link hulls) against the full mesh, both ways on samples. Measured on
-the eight grasps of experiments/results/a with ``experiments/penetration_check.py`` (depth of a
-64-segment tessellation of each geom, 8,000 samples): on the convex procedural objects (one piece,
-the mesh itself) MuJoCo's depth is the real geoms' depth within 0.1 mm for most contacts
-(superellipsoid 0.36 / 0.41 / 0.24 mm, true 0.36 / 0.41 / 0.25), up to 0.3 mm deeper for some
-box-mesh contacts (box: 0.51, true 0.20); the planner reads less because (a) an 8-segment capsule
-or sphere lies up to ~7% of its radius (0.5-0.7 mm on the Shadow Hand's 9-10.5 mm links) inside
-the true one (thhub sphere: 0.41 mm deep, its tessellation 0.11 mm short of the surface), and (b)
-a box corner can fall between samples (cylinder: a corner of the lfmetacarpal box is 1.85 mm deep,
-MuJoCo 1.95 mm, yet no hand sample is inside and the object's 2,000 samples reach 0.16 mm into the
-box, whose own samples are ~6 mm apart). On scans the CoACD pieces (2,000-face decimation,
-threshold 0.05) stand out of the scan by up to 6.3 mm (95th percentile 3.1 mm; cracker box, 2
-pieces), so MuJoCo's 2.17 mm (rfdistal against a piece, whose true depth in that piece is 2.17 mm)
-is 0.40 mm against the scan itself. None of this is a bug of the scene; (a) and (b) are blind
-spots of the planner's sampled evaluation (it can call a grasp valid whose real geoms penetrate by
-up to ~2 mm), and the pieces make scans look thicker to the simulation.
+Initial penetration, MuJoCo against the planner: MuJoCo measures the hand's real collision geoms
+(true capsules, spheres, boxes) against the object's convex pieces; the planner's exact evaluation
+measures its *annotation* of the hand (surface samples of tessellated primitives, link hulls)
+against the full mesh. So MuJoCo's value reads deeper: tessellated capsules and spheres lie
+slightly inside the true ones, box corners can fall between samples, and convex pieces stand out
+of a scan (measurements: docs/decisions.md, "MuJoCo's initial penetration reads deeper").
 
 MJX (``--backend mjx``, :mod:`jaxgrasp.simulate_mjx`): the grasps of one object batched in one
 jitted, vmapped ``mujoco.mjx`` rollout (six rollouts per grasp), same scene builder, settings and
@@ -85,21 +73,9 @@ installed 4.0.0), installed by the ``test`` and ``mjx`` extras. Differences from
 prisms (MJX has no cylinder-box/mesh collision), no noslip pass, MJX's own contact points (several
 per box-mesh and capsule-mesh pair), at most 32 penetrating contacts kept (reported when reached),
 JAX's precision (float32 unless ``jax_enable_x64``). ``tests/test_simulate.py`` checks both engines
-on the enclosing sphere grasp and a far grasp (0.2 s pushes, float64): same outcome and reason;
-the squeezed sphere ends up at most 7.6 mm / 5.5 deg from its start in MJX, 3.8 mm / 5.2 deg in C.
-
-Measured with ``python benchmarks/simulate.py`` (``benchmarks/results/simulate.json``) on the
-development machine (2-core x86 CPU, no GPU; JAX 0.10.2 CPU, MuJoCo 4.0.0, mujoco-mjx 3.17.0, MJX
-in float32), 8 grasps of ``procedural:sphere:0`` planned by ``plan_grasps``, full protocol, while
-another process used about one of the two cores: the C loop 3.66 grasps/s (0.27 s per grasp);
-MJX 0.0072 grasps/s at 1 grasp per batch (6 rollouts, 231 ms per step, compile 53 s), 0.0060 at
-8 (48 rollouts, 2.2 s per step, compile 57 s), 0.0059 at 32 (192 rollouts, 9.0 s per step, from a
-35-step run, compile 59 s), i.e. 500-600x slower than the C loop, its cost linear in the batch
-(about 40 ms per rollout step: every candidate pair of the 24 geoms is collided every step, and
-the Newton step on elliptic cones builds a dense constraint matrix). Success flags agreed on 7 of
-the 8 grasps (one the C engine holds, 4.9 mm / 6.6 deg, turns 26 deg in MJX). On this CPU MJX
-does not pay; on a GPU it is untested here (no GPU was available), which is why ``auto`` keeps
-the C loop on a CPU.
+on the enclosing sphere grasp and a far grasp (0.2 s pushes, float64): same outcome and reason.
+On a CPU, MJX is several hundred times slower than the C loop, which is why ``auto`` keeps the C
+loop there (``benchmarks/simulate.py``; measurements: docs/decisions.md, "MJX backend").
 """
 
 from __future__ import annotations

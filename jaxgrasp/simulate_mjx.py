@@ -26,22 +26,20 @@ MJX (``mujoco-mjx``, the JAX implementation, ``impl="jax"``) against the C engin
   contact; C MuJoCo 4.0 emits what its multi-contact convex collider finds), so contact points
   differ from the C engine's even where the geometry is the same. ``max_contact_points``
   (:data:`MAX_CONTACTS`, a custom numeric in the model) keeps only the deepest contacts; it is
-  exact while fewer contacts penetrate (contacts beyond the margin exert no force; 16 and 32 gave
-  the same result to the last digit on the test grasp, which has 7 penetrating contacts), and a
-  grasp that reaches it is reported (a warning; ``contacts_capped`` in :meth:`MjxSimulator.run`).
+  exact while fewer contacts penetrate (contacts beyond the margin exert no force), and a grasp
+  that reaches it is reported (a warning; ``contacts_capped`` in :meth:`MjxSimulator.run`).
 * **solver**: elliptic cones, ``condim`` 4, ``impratio``, implicit-fast integrator, Newton solver,
   ``solref``/``solimp`` and the iteration counts carry over; ``noslip_iterations`` (2 in the
   scene) does not: MJX has no noslip solver, so slip at the contacts is resolved only by the main
   solver's soft cone. Precision is JAX's: float32, or float64 with ``jax_enable_x64`` (C: float64).
 * **cost**: MJX collides all candidate geom pairs every step (248 for the Shadow Hand and a
   one-piece object, 30 collision functions to compile) and its Newton step on elliptic cones
-  builds a dense ``nefc x nefc`` matrix (4 rows per contact; without ``max_contact_points`` 392
-  contacts, 1,594 rows and 1.1 s per step). With the cap, on the 2-core development CPU: about
-  40 ms per rollout step, linear in the batch, compilation 35-60 s; the C engine is 500-600x
-  faster there (:mod:`jaxgrasp.simulate` module docstring, ``benchmarks/simulate.py``).
+  builds a dense ``nefc x nefc`` matrix (4 rows per contact), which ``max_contact_points``
+  bounds. The cost is linear in the batch; on a CPU the C engine is several hundred times
+  faster (``benchmarks/simulate.py``; measurements: docs/decisions.md, "MJX backend").
 * **CPU deadlock workaround**: on the CPU backend the rollout is traced with MJX's Cholesky
   factorizations in plain XLA ops (:class:`_xla_cholesky`): jaxlib 0.10.2's batched LAPACK
-  kernels deadlock on a 2-thread pool (8 grasps = 48 rollouts hung every time, using no CPU).
+  kernels deadlock on a 2-thread pool (docs/decisions.md, "No LAPACK calls").
 """
 
 from __future__ import annotations
@@ -135,10 +133,8 @@ class _xla_cholesky:
     (MJX's mass-matrix, implicit-integrator and Newton factorizations) to :func:`_cho_factor` /
     :func:`_cho_solve`. jaxlib 0.10's CPU LAPACK kernels split a batched factorization over XLA's
     intra-op thread pool and block a pool thread until its pieces finish; two such kernels at once
-    on a 2-thread pool wait on each other forever (seen at 8 grasps = 48 rollouts: both
-    ``tf_XLAEigen`` threads in ``lapack_spotrf_ffi`` -> ``ParallelBatchMap`` ->
-    ``BlockingCounter::Wait``, no CPU used; ``--xla_cpu_multi_thread_eigen=false`` and
-    ``JAX_CPU_ENABLE_ASYNC_DISPATCH=false`` do not prevent it). Plain XLA ops cannot deadlock."""
+    on a 2-thread pool wait on each other forever (diagnosis: docs/decisions.md, "No LAPACK
+    calls"). Plain XLA ops cannot deadlock."""
 
     def __init__(self, active: bool):
         self.active = active

@@ -57,8 +57,8 @@ def principal_axes(obj: Object) -> np.ndarray:
 
 @jax.jit
 def _contact_pos(hand: HandModel, config: jnp.ndarray) -> jnp.ndarray:
-    """``(N, 3)`` contact candidates of one configuration (jitted: starts are made every
-    anytime round, and the eager forward kinematics took ~0.1 s of each)."""
+    """``(N, 3)`` contact candidates of one configuration (jitted: starts are made every anytime
+    round; docs/decisions.md, "Starts' grasp point through a jitted forward kinematics")."""
     return pose_hand(hand, config).contact_pos
 
 
@@ -80,10 +80,8 @@ def initial_configs(hand: HandModel, radius: float, num: int, key: jax.Array, *,
 
     Each start approaches along a direction on a Fibonacci sphere, the palm facing the object
     (``hand.palm_normal`` towards the centre), a random roll about the approach axis, fingers
-    open at ``opening``; the palm's grasp point sits ``standoff`` outside the bounding sphere.
-    (Measured alternatives that were not better on the scans, 24 runs each, steps until a start
-    is valid: palm placed by the object's support function instead of the bounding sphere, and
-    fingers rolled across the object's least extent: median 70 vs 60 steps.)
+    open at ``opening``; the palm's grasp point sits ``standoff`` outside the bounding sphere
+    (alternatives measured: docs/decisions.md, "Palm on the bounding sphere, random roll").
 
     Args:
         axes: ``(3, 3)`` rotation whose columns are the frame the sphere and the rolls are laid

@@ -8,14 +8,9 @@ with the others. Phase 2 (fine-tuning) adds the planner's differentiable loss
 the weights of paper Table I (``losses.LossWeights``: c_q1 1, c_coll 1, c_self 1, c_data 1) except
 c_guide = 1 instead of 0.1, and with collision depths measured in units of 5 cm
 (``PlanConfig(penetration_scale=0.05)``, about one object size: the unit in which
-:mod:`jaxgrasp.losses` reads Table I) instead of the planner's 2 mm. Measured on the bundled set
-from one phase-1 network (after 2-8 phase-2 epochs, exact metrics of 12 held-out samples, where
-phase 1 had Q1 0.04 and penetration 14 mm): with the planner's 2 mm scale (c_guide 0.1 or 1) or a
-1-2 cm scale the network learned to back away from the objects (penetration 0.5-3.6 mm, mean Q1
-0-0.014: the collision term outweighs everything else while predictions penetrate); with 5 cm
-and c_guide 0.1 as well (Q1 0, the guide too weak to keep contact); with 5 cm and c_guide 1 both
-Q1 rose (0.09-0.13) and penetration fell (9-13 mm). The planner itself also uses c_guide 1
-(see ``PlanConfig``).
+:mod:`jaxgrasp.losses` reads Table I) instead of the planner's 2 mm: with the planner's scale the
+network learns to back away from the objects (measurements: docs/decisions.md, "Phase 2 measures
+collision depths in 5 cm units"). The planner itself also uses c_guide 1 (see ``PlanConfig``).
 
 Frames. The network sees a *sample* (an object under an augmentation rotation ``R``) and predicts
 ``x = (t, r, z)`` in the sample frame; the planner's scene of the object lives in its centred
@@ -28,7 +23,7 @@ Optimisation: Adam, learning rate decayed by 0.9 every 20 epochs (staircase), ba
 uses 1e-3 (the network trains from scratch within minutes on a CPU; the paper fine-tunes a
 pretrained ResNet-50 at 1e-4), phase 2 the paper's 1e-4 with a fresh optimiser state (a new
 fine-tuning run, as in the paper). Default epochs (40 + 20) keep the bundled run under 15
-minutes on a 2-core CPU.
+minutes on a 2-core CPU (docs/decisions.md, "Training schedule and size").
 Each epoch visits the training samples in an order fixed by the seed and the epoch number, so a
 run is deterministic and can be resumed mid-epoch. Checkpoints (Orbax): every epoch and on
 Ctrl-C / SIGTERM under ``OUT/checkpoints``; ``OUT/phase1`` holds the parameters at the end of
@@ -61,7 +56,8 @@ from jaxgrasp import model as M
 from jaxgrasp.hand import HandModel, load_hand
 from jaxgrasp.kinematics import independent_angles
 from jaxgrasp.lie import so3_exp, so3_log
-from jaxgrasp.planner import PlanConfig, active_sets, as_object, face_bucket, grasp_loss, loss_kwargs, make_scene
+from jaxgrasp.objective import Phase, active_sets, grasp_loss, loss_params, stack_scenes
+from jaxgrasp.planner import LossConfig, PlanConfig, as_object, face_bucket, make_scene
 
 DEFAULT_DATA = "data/bundled"
 DEFAULT_OUT = "out/train"
@@ -111,7 +107,7 @@ class TrainConfig:
     seed: int = 0
     weights: losses.LossWeights = losses.LossWeights(guide=1.0)
     chamfer: ChamferWeights = ChamferWeights()
-    plan: PlanConfig = PlanConfig(penetration_scale=0.05)
+    plan: PlanConfig = PlanConfig(loss=LossConfig(penetration_scale=0.05))
     val_samples: int = 6
     keep: int = 2
 
@@ -194,12 +190,9 @@ def load_objects(root: str, manifest: dict, plan: PlanConfig, dtype=jnp.float32)
     from jaxgrasp.data import read_mesh
 
     full = [as_object(read_mesh(os.path.join(root, o["mesh"]))) for o in manifest["objects"]]
-    pad = max(face_bucket(min(len(tm.faces), plan.opt_faces)) for _, _, tm in full)
+    pad = max(face_bucket(min(len(tm.faces), plan.shapes.opt_faces)) for _, _, tm in full)
     scenes = [make_scene(obj, tm, plan, dtype=dtype, pad_faces=pad) for obj, _, tm in full]
-    stacked = jax.tree.map(lambda *a: jnp.stack(a), *scenes)
-    flags = {bool(s.obj.watertight) for s in scenes}
-    if len(flags) == 1:  # shared flag: keep it a scalar so the sign test stays a real branch
-        stacked = dataclasses.replace(stacked, obj=stacked.obj.replace(watertight=scenes[0].obj.watertight))
+    stacked = stack_scenes(scenes)
     sizes = jnp.asarray([float(obj.size) for obj, _, _ in full], dtype)
     return Scenes(stacked, sizes), [(obj, tm) for obj, _, tm in full]
 
@@ -258,21 +251,16 @@ def batch_loss(params, batch: dict, hand: HandModel, scenes: Scenes, spec: StepS
         return total, terms
     p = spec.plan
     xo = jax.vmap(to_object_frame)(x, batch["R_aug"])
-    sc = scenes.scenes
-    wt = sc.obj.watertight
-    sc = jax.tree.map(lambda a: a[batch["object_index"]], dataclasses.replace(sc, obj=sc.obj.replace(watertight=None)))
-    sc = dataclasses.replace(sc, obj=sc.obj.replace(watertight=wt if jnp.ndim(wt) == 0 else wt[batch["object_index"]]))
-    axes = jax.tree.map(lambda _: 0, sc)
-    if jnp.ndim(wt) == 0:
-        axes = dataclasses.replace(axes, obj=axes.obj.replace(watertight=None))
-    k_s = min(p.opt_samples, hand.num_samples)
+    sc = jax.tree.map(lambda a: a[batch["object_index"]], scenes.scenes)
+    # The planner's main terms with the upper bound (the SDP bound would cost ~50x per sample).
+    phase = Phase(terms=("q1", "coll", "self", "guide"), q1_bound="upper", self_samples=p.shapes.self_samples,
+                  opt_samples=p.shapes.opt_samples, object_points=p.shapes.object_points, start_map="vmap")
+    lp = loss_params(p.evaluation, p.loss, p.squeeze, weights=spec.weights, dtype=xo.dtype)
+    k_s = min(phase.opt_samples, hand.num_samples)
     # Active sets (the hand samples and object points nearest each other) are chosen, as in the
     # planner, outside the gradient: indices.
-    si, oi = jax.vmap(lambda s, xi: active_sets(hand, s, xi, k_s, p.object_points), in_axes=(axes, 0))(
-        sc, jax.lax.stop_gradient(xo))
-    kw = loss_kwargs(hand, p, bound="upper")  # the SDP bound would cost ~50x per sample
-    g_total, g_terms = jax.vmap(lambda s, xi, a, b: grasp_loss(hand, s, xi, a, b, spec.weights, **kw),
-                                in_axes=(axes, 0, 0, 0))(sc, xo, si, oi)
+    si, oi = jax.vmap(lambda s, xi: active_sets(hand, s, xi, k_s, phase.object_points))(sc, jax.lax.stop_gradient(xo))
+    g_total, g_terms = jax.vmap(lambda s, xi, a, b: grasp_loss(hand, s, xi, a, b, lp, phase))(sc, xo, si, oi)
     total = spec.weights.data * jnp.mean(data) + jnp.mean(g_total)
     terms = {"data": jnp.mean(data), **{k: jnp.mean(v) for k, v in g_terms.items()}}
     return total, terms
@@ -416,7 +404,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, fina
                                                                        * steps_per_epoch)),
                    **{f"train_{k2}": v / steps_per_epoch for k2, v in state["sums"].items()}}
             xv = predict_object_frame(mcfg, state["params"], test_set.depth[vidx], test_set.R_aug[vidx])
-            mv = [evaluate(hand, full[test_set.object_index[i]][0], xi, cfg.plan, full[test_set.object_index[i]][1],
+            mv = [evaluate(hand, full[test_set.object_index[i]][0], xi, cfg.plan.evaluation, full[test_set.object_index[i]][1],
                            extras=False) for i, xi in zip(vidx, xv)]
             rec.update({f"val_{k2}": v for k2, v in summarize(mv).items()})
             rec["time_s"] = time.perf_counter() - t_epoch

@@ -3,6 +3,10 @@
 Float64 is enabled for the whole suite so that references (MuJoCo, NumPy, finite
 differences) can be compared at 1e-6 and below; tests that check float32 behaviour
 create float32 arrays explicitly, and library code keeps the dtype of its inputs.
+
+The suite uses JAX's persistent compilation cache like the library does (the user's cache
+folder, ``~/.cache/jaxgrasp/xla`` by default; ``JAXGRASP_CACHE_DIR`` moves it, ``=off``
+disables it): a second run loads most compiled code from disk instead of compiling it again.
 """
 
 import gc
@@ -15,6 +19,10 @@ os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
+
+from jaxgrasp.compile_cache import enable_compilation_cache  # noqa: E402
+
+enable_compilation_cache()  # (importing jaxgrasp turns it on too; explicit: the suite relies on it)
 
 
 @pytest.fixture(autouse=True, scope="module")

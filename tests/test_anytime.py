@@ -11,9 +11,9 @@ import trimesh
 from jaxgrasp import anytime, planner
 from jaxgrasp.anytime import Jobs
 from jaxgrasp.hand import load_hand
-from jaxgrasp.planner import PlanConfig, as_object, compile_plan, plan_grasps
+from jaxgrasp.planner import PlanConfig, Schedule, Shapes, as_object, compile_plan, plan_grasps
 
-CFG = PlanConfig(num_starts=4, steps=25, seed=3)  # the shapes of test_batch.py: compiled once
+CFG = PlanConfig(shapes=Shapes(num_starts=4), schedule=Schedule(steps=25), seed=3)  # the shapes of test_batch.py: compiled once
 
 
 def test_jobs_run_in_order_on_another_thread_and_hand_back_errors():
@@ -76,7 +76,7 @@ def test_background_results_finishing_after_the_budget_do_not_count(monkeypatch,
     t_call = time.perf_counter()  # (the budget counts from a little later, inside the call)
 
     def sleep_past_budget_at_round_end(step, terms):
-        if budget_ends_at_round_end and step == CFG.steps:
+        if budget_ends_at_round_end and step == CFG.schedule.steps:
             assert time.perf_counter() < t_call + budget, "round 0 was too slow for this test"
             time.sleep(t_call + budget + 0.2 - time.perf_counter())
 

@@ -52,7 +52,7 @@ def test_energy_lower_touching_than_away_and_matches_trimesh():
     scene = B.anneal_scene(hand, obj, tm, CFG)
     p = B.anneal_params(CFG, hand)
     x0 = np.asarray(planner.initial_configs(hand, float(obj.size), 8, jax.random.PRNGKey(0),
-                                            opening=CFG.eval.opening, standoff=CFG.eval.standoff))
+                                            opening=CFG.starts.opening, standoff=CFG.starts.standoff))
     u = planner.fibonacci_sphere(8)[0]  # start 0 approaches along -u (palm at +u)
     # Slide the hand towards the object in 1 mm steps; the legal state of lowest energy touches it.
     shifts = np.linspace(0.0, 0.03, 31)
@@ -75,7 +75,7 @@ def test_energy_lower_touching_than_away_and_matches_trimesh():
     d_touch = trimesh.proximity.signed_distance(mesh, np.asarray(posed.sample_pos, np.float64)
                                                 + np.asarray(obj.center_of_mass, np.float64))
     # the closest hand sample is within the contact tolerance (3 mm) of the surface
-    assert -CFG.hard_penetration <= -d_touch.max() <= CFG.eval.contact_tolerance
+    assert -CFG.hard_penetration <= -d_touch.max() <= CFG.evaluation.contact_tolerance
     for x, t in ((x_touch, t2["contact"][0]), (x_away, t2["contact"][1])):
         posed = pose_hand(hand, jnp.asarray(x, hand.body_pos.dtype))
         cp = np.asarray(posed.contact_pos, np.float64) + np.asarray(obj.center_of_mass, np.float64)
@@ -170,4 +170,4 @@ def test_sphere_fixed_steps_finds_force_closure():
     assert depth.max() <= 1.0e-3 + 1e-5
     # the reported contacts lie on the sphere (input frame)
     d = np.abs(trimesh.proximity.signed_distance(mesh, r.contact_pos))
-    assert d.max() <= CFG.eval.contact_tolerance + 1e-5
+    assert d.max() <= CFG.evaluation.contact_tolerance + 1e-5

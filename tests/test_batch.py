@@ -11,6 +11,8 @@ import trimesh
 from jaxgrasp.batch import grasp_diversity, plan_batch
 from jaxgrasp.hand import load_hand
 from jaxgrasp.planner import (
+    Schedule,
+    Shapes,
     PlanConfig,
     as_object,
     evaluate,
@@ -23,7 +25,7 @@ from jaxgrasp.planner import (
     start_configs,
 )
 
-CFG = PlanConfig(num_starts=4, steps=25, seed=3)
+CFG = PlanConfig(shapes=Shapes(num_starts=4), schedule=Schedule(steps=25), seed=3)
 
 
 def _objects():
@@ -40,7 +42,7 @@ def test_plan_batch_groups_by_watertightness_and_keeps_input_order():
     hand = load_hand("shadow")
     # Open tube first: processing the watertight group first must not reorder the results.
     meshes = [_objects()[1], _objects()[0]]
-    assert [as_object(m)[0].watertight.item() for m in meshes] == [False, True]
+    assert [as_object(m)[0].watertight for m in meshes] == [False, True]
     results = plan_batch(meshes, hand, num_grasps=2, config=CFG)
     assert len(results) == 2 and all(len(r) == 2 for r in results)
     for m, rs in zip(meshes, results):
@@ -105,15 +107,15 @@ def test_anytime_budget_runs_one_chunk_then_stops():
     sphere = _objects()[0]
     r = plan_grasps(sphere, hand, config=CFG, time_budget=1e-3)[0]
     # The budget is spent before the first chunk ends: exactly one chunk and its evaluations.
-    assert r.metrics["steps"] == CFG.eval_every and r.metrics["evaluations"] == CFG.eval_top
-    assert len(r.starts) == CFG.eval_top
+    assert r.metrics["steps"] == CFG.schedule.eval_every and r.metrics["evaluations"] == CFG.schedule.eval_top
+    assert len(r.starts) == CFG.schedule.eval_top
 
 
 def test_sdp_refinement_reports_certified_bounds_and_never_ranks_worse():
     hand = load_hand("shadow")
     box = _objects()[2]
     plain = plan_grasps(box, hand, config=CFG)[0]
-    refined = plan_grasps(box, hand, config=dataclasses.replace(CFG, refine_steps=5))[0]
+    refined = plan_grasps(box, hand, config=dataclasses.replace(CFG, schedule=dataclasses.replace(CFG.schedule, refine_steps=5)))[0]
     assert rank_key(refined.metrics) <= rank_key(plain.metrics)
     for r in (plain, refined):
         m = r.metrics

@@ -17,19 +17,23 @@ from jaxgrasp.grasp_io import load_grasp
 from jaxgrasp.hand import compile_model, load_hand, read_tree
 from jaxgrasp.lie import quat_to_matrix_np
 from jaxgrasp.plan import main as plan_main
+from jaxgrasp import engine
+from jaxgrasp.losses import LossWeights
 from jaxgrasp.planner import (
+    EvalConfig,
+    LossConfig,
+    OptimizerConfig,
     PlanConfig,
+    Schedule,
+    Shapes,
+    StartConfig,
     evaluate,
-    exploit_starts,
     plan_grasps,
     starts_to_evaluate,
-    step_config,
-    valid_step_config,
-    variable_scale,
 )
 
 # Small but real settings: every start shares one compiled step (same padded shapes).
-CFG = PlanConfig(num_starts=8, steps=150, seed=0)
+CFG = PlanConfig(shapes=Shapes(num_starts=8), schedule=Schedule(steps=150), seed=0)
 
 
 def _shape(kind):
@@ -98,7 +102,7 @@ def test_grasp_json_roundtrip_and_mujoco_reproduces_contacts(tmp_path):
                                np.asarray(g["palm_pose"]["matrix"])[:3, :3], atol=1e-6)
     # The touching contacts lie on the object's surface (trimesh), in the input frame.
     d = np.abs(trimesh.proximity.signed_distance(mesh, np.asarray(g["contacts"]["points"])))
-    assert d.max() <= CFG.contact_tolerance + 1e-5
+    assert d.max() <= CFG.evaluation.contact_tolerance + 1e-5
 
 
 def test_cli_skips_done_objects_and_survives_broken_files(tmp_path, capsys):
@@ -146,7 +150,7 @@ def test_squeeze_pulls_backed_off_fingers_onto_the_surface():
     hand = results[0].hand
     obj, _, tm = as_object(mesh)
     scene = make_scene(obj, tm, CFG)
-    x = np.resize(np.stack([r.config for r in results]), (CFG.num_starts, len(results[0].config)))
+    x = np.resize(np.stack([r.config for r in results]), (CFG.shapes.num_starts, len(results[0].config)))
     for xi in x:
         T = np.asarray(pose_hand(hand, jnp.asarray(xi)).T_world_palm, np.float64)
         xi[:3] -= 0.004 * T[:3, :3] @ np.asarray(hand.palm_normal, np.float64)
@@ -164,33 +168,52 @@ def test_squeeze_pulls_backed_off_fingers_onto_the_surface():
 
 def test_three_finger_hand_plans():
     hand = load_hand("threefinger")
-    results = plan_grasps(_shape("cylinder"), hand, config=PlanConfig(num_starts=8, steps=150))
+    results = plan_grasps(_shape("cylinder"), hand, config=CFG)
     assert results[0].metrics["penetration_mm"] <= 1.0
     assert set(results[0].joint_angles) == set(hand.joint_names)
 
 
 def test_new_seed_reuses_the_compiled_steps():
-    """Seeds and evaluation settings are not part of the compiled step's static key."""
-
-    from jaxgrasp import planner
-
+    """Seeds, evaluation settings, loss weights and the learning rate are not part of the
+    compiled step's static key (they are traced); a shape is."""
     mesh, _ = _plan("sphere")
-    before = planner._run_steps_jit._cache_size()
-    cfg = dataclasses.replace(CFG, seed=3, eval_top=1, eval_every_valid=40, eval_final=False, standoff=0.02,
-                              max_penetration=0.002)
+    before = engine.step._cache_size()
+    cfg = dataclasses.replace(
+        CFG, seed=3, schedule=dataclasses.replace(CFG.schedule, eval_top=1, eval_every_valid=40, eval_final=False),
+        starts=StartConfig(standoff=0.02), evaluation=EvalConfig(max_penetration=0.002, mu=0.6),
+        loss=LossConfig(weights=LossWeights(guide=0.5, coll=2.0), penetration_scale=0.003),
+        optimizer=OptimizerConfig(learning_rate=0.03))
     plan_grasps(mesh, "shadow", config=cfg)
-    assert planner._run_steps_jit._cache_size() == before
-    # A setting the steps do read compiles anew (the check above can fail).
-    plan_grasps(mesh, "shadow", config=dataclasses.replace(cfg, steps=20))
-    assert planner._run_steps_jit._cache_size() > before
+    assert engine.step._cache_size() == before
+    # A shape the steps do read compiles anew (the check above can fail).
+    plan_grasps(mesh, "shadow", config=dataclasses.replace(cfg, shapes=Shapes(num_starts=8, opt_samples=128)))
+    assert engine.step._cache_size() > before
+
+
+def test_flat_settings_of_earlier_versions_still_work():
+    """``PlanConfig(num_starts=..., steps=...)`` and ``cfg.steps`` map onto the groups (with a
+    deprecation warning); removed experiments fail unless at their old default."""
+    with pytest.warns(DeprecationWarning):
+        old = PlanConfig(num_starts=4, steps=25, mu=0.5)
+    assert old == PlanConfig(shapes=Shapes(num_starts=4), schedule=Schedule(steps=25), evaluation=EvalConfig(mu=0.5))
+    with pytest.warns(DeprecationWarning):
+        assert old.steps == 25
+    with pytest.raises(TypeError, match="removed"):
+        PlanConfig(exploit=3)
+    with pytest.raises(TypeError, match="unknown"):
+        PlanConfig(num_strats=3)
+    assert PlanConfig.from_dict(old.to_dict()) == old
+    flat = {"num_starts": 4, "steps": 25, "mu": 0.5, "q1_temperature": 0.0, "exploit": 0,
+            "weights": dataclasses.asdict(LossWeights(guide=1.0)), "squeeze": {"steps": 60}}
+    assert PlanConfig.from_dict(flat) == old
 
 
 def test_anytime_evaluation_schedule():
     """Which starts the anytime loop evaluates after a chunk: the lowest-loss ones every
     ``eval_every`` steps until a grasp is valid, then every ``eval_every_valid``; every start at the
-    end of a round with ``eval_final``; nothing before ``eval_from``. And the step settings once a
-    grasp is valid (``q1_temperature_valid``)."""
-    cfg = PlanConfig(num_starts=5, steps=200, eval_every=10, eval_top=2, eval_every_valid=40, eval_final=True)
+    end of a round with ``eval_final``; nothing before ``eval_from``."""
+    cfg = PlanConfig(shapes=Shapes(num_starts=5),
+                     schedule=Schedule(steps=200, eval_every=10, eval_top=2, eval_every_valid=40, eval_final=True))
     total = np.array([3.0, 1.0, 4.0, 0.5, 2.0])
     ev = functools.partial(starts_to_evaluate, total, cfg=cfg)
     assert ev(20, early=True, found_valid=False) == []
@@ -200,28 +223,6 @@ def test_anytime_evaluation_schedule():
     assert ev(200, early=False, found_valid=True) == [0, 1, 2, 3, 4]
     assert ev(200, early=False, found_valid=False) == [0, 1, 2, 3, 4]
     # Without eval_final the end of a round is an ordinary evaluation, even off the schedule.
-    plain = dataclasses.replace(cfg, eval_final=False, steps=190)
+    plain = dataclasses.replace(cfg, schedule=dataclasses.replace(cfg.schedule, eval_final=False, steps=190))
     assert starts_to_evaluate(total, 190, plain, early=False, found_valid=True) == [3, 1]
     assert starts_to_evaluate(total, 150, plain, early=False, found_valid=True) == []
-    # Once a grasp is valid the steps may use another Q1 temperature: a different compiled step.
-    assert valid_step_config(cfg) is cfg
-    soft = valid_step_config(dataclasses.replace(cfg, q1_temperature_valid=0.05))
-    assert soft.q1_temperature == 0.05 and step_config(soft) != step_config(cfg)
-
-
-def test_exploit_starts_restart_from_the_best_grasps():
-    """A round's first ``exploit`` starts are the best valid grasps so far (in turn when fewer),
-    in scaled variables, plus Gaussian noise of ``exploit_noise``; the others stay fresh."""
-    hand = load_hand("shadow")
-    cfg = PlanConfig(num_starts=5, exploit=3, exploit_noise=0.1)
-    scale = np.asarray(variable_scale(hand, cfg))
-    y = jnp.asarray(np.random.default_rng(0).normal(size=(5, hand.num_dof)), jnp.float32)
-    good = [np.full(hand.num_dof, 0.01), np.full(hand.num_dof, -0.02)]
-    key = jax.random.PRNGKey(0)
-    out = np.asarray(exploit_starts(y, good, jnp.asarray(scale), cfg, key))
-    np.testing.assert_array_equal(out[3:], np.asarray(y)[3:])
-    noise = out[:3] - np.stack([good[0], good[1], good[0]]) / scale
-    assert 0.07 < noise.std() < 0.13 and abs(noise.mean()) < 0.03
-    np.testing.assert_array_equal(np.asarray(exploit_starts(y, good, jnp.asarray(scale), cfg, key)), out)
-    assert exploit_starts(y, [], jnp.asarray(scale), cfg, key) is y
-    assert exploit_starts(y, good, jnp.asarray(scale), dataclasses.replace(cfg, exploit=0), key) is y

@@ -12,7 +12,7 @@ from scipy.spatial.transform import Rotation
 from jaxgrasp.hand import load_hand
 from jaxgrasp.kinematics import pose_hand
 from jaxgrasp.objects import make_object
-from jaxgrasp.planner import PlanConfig, start_configs
+from jaxgrasp.planner import PlanConfig, Shapes, start_configs
 from jaxgrasp.starts import fibonacci_sphere, grasp_point, initial_configs, principal_axes
 
 
@@ -54,7 +54,7 @@ def test_starts_turn_with_the_object(seed):
     moved.apply_transform(np.block([[R, np.array([[0.3], [-0.2], [0.1]])], [np.zeros((1, 3)), 1.0]]))
     a, b = _obj(mesh), _obj(moved)
     assert np.allclose(principal_axes(b), R @ principal_axes(a), atol=1e-9)
-    cfg = PlanConfig(num_starts=6)
+    cfg = PlanConfig(shapes=Shapes(num_starts=6))
     key = jax.random.PRNGKey(seed)
     xa, xb = (np.asarray(start_configs(hand, o, cfg, key), np.float64) for o in (a, b))
     for ya, yb in zip(xa, xb):
@@ -65,7 +65,7 @@ def test_starts_turn_with_the_object(seed):
         assert np.allclose(Tb[:3, 3], R @ Ta[:3, 3], atol=1e-6)
         assert np.allclose(np.asarray(pa.joint_angles), np.asarray(pb.joint_angles), atol=1e-7)
     # ...while the starts in the object's own frame (no axes) do not turn with it.
-    raw = [np.asarray(initial_configs(hand, float(o.size), 6, key, opening=cfg.opening, standoff=cfg.standoff))
+    raw = [np.asarray(initial_configs(hand, float(o.size), 6, key, opening=cfg.starts.opening, standoff=cfg.starts.standoff))
            for o in (a, b)]
     Ta, Tb = (np.asarray(pose_hand(hand, jnp.asarray(r[0])).T_world_palm) for r in raw)
     assert not np.allclose(Tb[:3, :3], R @ Ta[:3, :3], atol=1e-3)
@@ -74,11 +74,11 @@ def test_starts_turn_with_the_object(seed):
 def test_the_sphere_poles_lie_on_the_longest_axis():
     """Start k's grasp point sits at axes @ (sphere direction k, its z on the longest axis)."""
     hand, obj = load_hand("shadow"), _obj(_lumpy())
-    cfg = PlanConfig(num_starts=6)
+    cfg = PlanConfig(shapes=Shapes(num_starts=6))
     x = np.asarray(start_configs(hand, obj, cfg, jax.random.PRNGKey(0)), np.float64)
-    axes, gp = principal_axes(obj), grasp_point(hand, cfg.opening)
+    axes, gp = principal_axes(obj), grasp_point(hand, cfg.starts.opening)
     at = np.stack([Rotation.from_rotvec(xi[3:6]).as_matrix() @ gp + xi[:3] for xi in x])
-    at /= float(obj.size) + cfg.standoff
+    at /= float(obj.size) + cfg.starts.standoff
     u = fibonacci_sphere(6)
     assert np.allclose(at @ axes, u[:, [2, 0, 1]], atol=1e-5)  # (longest, second, shortest)
 

@@ -166,7 +166,8 @@ def dataset(tmp_path_factory, hand):
 
 
 # The training defaults of the differentiable loss, with fewer active samples and points.
-PLAN = dataclasses.replace(T.TrainConfig().plan, opt_samples=64, object_points=32, object_samples=256, self_samples=64)
+PLAN = dataclasses.replace(T.TrainConfig().plan, shapes=dataclasses.replace(
+    T.TrainConfig().plan.shapes, opt_samples=64, object_points=32, object_samples=256, self_samples=64))
 
 
 def small_config(dataset, out, **kw):
@@ -192,7 +193,7 @@ def test_one_step_lowers_the_loss_on_a_fixed_batch(dataset, hand, phase2):
     _, _, after = T.train_step(new, opt2, batch, hand, scenes, spec)  # terms at the updated parameters
     assert np.isfinite(float(before["total"])) and float(after["total"]) < float(before["total"])
     if phase2:
-        assert {"data", "q1", "coll", "self", "guide", "q1_upper"} <= set(before)
+        assert {"data", "q1", "coll", "self", "guide", "q1_bound"} <= set(before)
         w = cfg.weights
         expect = (w.data * before["data"] + w.q1 * before["q1"] + w.coll * before["coll"]
                   + w.self_coll * before["self"] + w.guide * before["guide"])
