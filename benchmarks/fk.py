@@ -21,8 +21,8 @@ import mujoco
 import numpy as np
 
 from timing import time_call  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
-from jaxgrasp.hand import compile_model, load_hand, read_tree
-from jaxgrasp.kinematics import config_to_joint_angles, forward_kinematics, pose_hand
+from jaxgrasp.hand.model import compile_model, load_hand, read_tree
+from jaxgrasp.hand.kinematics import config_to_joint_angles, forward_kinematics, pose_hand
 
 
 def _time(fn, repeats):

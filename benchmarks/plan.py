@@ -24,17 +24,17 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxgrasp.evaluation import compile_evaluation
-from jaxgrasp.hand import load_hand
-from jaxgrasp.planner import (
+from jaxgrasp.planning.evaluation import compile_evaluation
+from jaxgrasp.hand.model import load_hand
+from jaxgrasp.planning.planner import (
     PlanConfig,
     as_object,
     compile_plan,
     initial_configs,
     make_scene,
-    plan_grasps,
 )
-from jaxgrasp.procedural import procedural_set
+from jaxgrasp.planning.api import plan_grasps
+from jaxgrasp.mesh.procedural import procedural_set
 
 CHECKPOINTS = (5.0,)
 SCANS = str(Path(__file__).resolve().parents[1].parent / "shared" / "objects")
@@ -61,7 +61,7 @@ def jaxgrasp_summary(hand, obj, tm, budget: float, cfg: PlanConfig) -> dict:
 
 def annealing_run(hand, obj, tm, budget: float) -> dict:
     """The baseline at one budget (its own anytime loop): best grasp metrics, first-valid time."""
-    from jaxgrasp.baseline import anneal_grasps
+    from jaxgrasp.planning.baseline import anneal_grasps
 
     r = anneal_grasps((obj, None), hand, time_budget=budget)[0]
     return r.metrics

@@ -4,7 +4,7 @@
 
 Per object of the planner benchmark's set (the same procedural seed and scans): an upper bound
 of the exact Q1 of *any* grasp (contacts anywhere within the evaluation's contact tolerance of
-the surface, :mod:`jaxgrasp.ceiling`), next to the Q1 that jaxgrasp and the annealing baseline
+the surface, :mod:`jaxgrasp.quality.ceiling`), next to the Q1 that jaxgrasp and the annealing baseline
 reached at 5 s and 30 s in ``--plan`` (``benchmarks/plan.py``'s result) and to twice the
 baseline's (the issue's target is a mean of 2x the baseline). Prints a table and writes JSON.
 A planner value above its bound would be a bug in one of them: it is counted and printed.
@@ -25,8 +25,8 @@ from plan import (  # the planner benchmark's object set (benchmarks/plan.py)
     benchmark_objects,
 )
 
-from jaxgrasp.ceiling import band_contacts, q1_ceiling
-from jaxgrasp.planner import PlanConfig, as_object
+from jaxgrasp.quality.ceiling import band_contacts, q1_ceiling
+from jaxgrasp.planning.planner import PlanConfig, as_object
 
 
 def main() -> None:

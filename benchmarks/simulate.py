@@ -3,16 +3,16 @@
     python benchmarks/simulate.py [--kind sphere] [--seed 0] [--grasps 8] [--batches 1,8,32]
                                   [--full-max 8] [--out benchmarks/results/simulate.json]
 
-Grasps: ``--grasps`` grasps of one bundled procedural object (``jaxgrasp.procedural``), planned
-by ``jaxgrasp.planner.plan_grasps`` (Shadow Hand, default PlanConfig) and cached next to the
+Grasps: ``--grasps`` grasps of one bundled procedural object (``jaxgrasp.mesh.procedural``), planned
+by ``jaxgrasp.planning.api.plan_grasps`` (Shadow Hand, default PlanConfig) and cached next to the
 results (``simulate_grasps.json``; delete it to plan again). The protocol is the default
-:class:`jaxgrasp.simulate.SimConfig` (DexGraspBench: 0.2 s squeeze, 0.2 s hold, six directions
+:class:`jaxgrasp.sim.simulate.SimConfig` (DexGraspBench: 0.2 s squeeze, 0.2 s hold, six directions
 of 2 s push; 600 steps of 4 ms per direction).
 
 * **C loop**: ``simulate_grasp`` on each grasp in turn (scene build included; one warm-up grasp
   first, which compiles the JAX squeeze-direction code).
 * **MJX** at each batch size ``B`` (``B`` grasps = ``6 B`` rollouts, the planned grasps repeated
-  to fill the batch): :class:`jaxgrasp.simulate_mjx.MjxSimulator`, compilation timed on its own
+  to fill the batch): :class:`jaxgrasp.sim.mjx.MjxSimulator`, compilation timed on its own
   (ahead of time), then one timed run. Batches up to ``--full-max`` grasps run the full protocol;
   larger ones run a shortened schedule (0.04 s squeeze, no hold, ``--short-push`` s push) and their
   full-protocol rate is extrapolated by the step count (MJX's cost per step does not depend on
@@ -47,9 +47,9 @@ def planned_grasps(kind: str, seed: int, n: int, cache: Path) -> tuple[list[dict
         data = json.loads(cache.read_text())
         if data.get("object") == spec and len(data.get("grasps", [])) >= n:
             return data["grasps"][:n], None
-    from jaxgrasp.grasp_io import grasp_to_dict
-    from jaxgrasp.planner import plan_grasps
-    from jaxgrasp.procedural import procedural_object
+    from jaxgrasp.planning.grasp_io import grasp_to_dict
+    from jaxgrasp.planning.api import plan_grasps
+    from jaxgrasp.mesh.procedural import procedural_object
 
     t0 = time.perf_counter()
     res = plan_grasps(procedural_object(seed, kind), "shadow", num_grasps=n)
@@ -81,10 +81,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import mujoco
 
-    from jaxgrasp.hand import load_hand
-    from jaxgrasp.sim_scene import convex_pieces, squeeze_angles
-    from jaxgrasp.simulate import SimConfig, object_mesh_of, simulate_grasp
-    from jaxgrasp.simulate_mjx import MjxSimulator, build_mjx_scene
+    from jaxgrasp.hand.model import load_hand
+    from jaxgrasp.sim.scene import convex_pieces, squeeze_angles
+    from jaxgrasp.sim.simulate import SimConfig, object_mesh_of, simulate_grasp
+    from jaxgrasp.sim.mjx import MjxSimulator, build_mjx_scene
 
     out = Path(args.out)
     grasps, plan_s = planned_grasps(args.kind, args.seed, args.grasps, out.parent / "simulate_grasps.json")

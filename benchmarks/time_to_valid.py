@@ -23,9 +23,16 @@ import jax
 import numpy as np
 from plan import SCANS, benchmark_objects  # (the benchmarks' folder is the script's path)
 
-from jaxgrasp.evaluation import compile_evaluation
-from jaxgrasp.hand import load_hand
-from jaxgrasp.planner import PlanConfig, as_object, compile_plan, make_scene, plan_grasps, start_configs
+from jaxgrasp.planning.evaluation import compile_evaluation
+from jaxgrasp.hand.model import load_hand
+from jaxgrasp.planning.planner import (
+    PlanConfig,
+    as_object,
+    compile_plan,
+    make_scene,
+    start_configs,
+)
+from jaxgrasp.planning.api import plan_grasps
 
 
 def main() -> None:

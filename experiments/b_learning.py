@@ -7,8 +7,8 @@ The network (jaxgrasp.train) after phase 1 (Chamfer data loss alone) and after p
 (+ the differentiable loss) predicts a grasp for every test sample (an unseen object under one of
 its 8 augmentation rotations) from the depth views. Each prediction, in the sample frame (the
 object rotated by ``R_aug``), is mapped back to the object's centred frame
-(``jaxgrasp.train.predict_object_frame``, the mapping the training and ``jaxgrasp.evaluate`` use),
-evaluated exactly (``jaxgrasp.evaluation.evaluate``: exact Q1, penetration, force closure,
+(``jaxgrasp.learning.train.predict_object_frame``, the mapping the training and ``jaxgrasp.evaluate`` use),
+evaluated exactly (``jaxgrasp.planning.evaluation.evaluate``: exact Q1, penetration, force closure,
 validity, as ``python -m jaxgrasp.evaluate``) and written as a grasp JSON against the centred mesh
 of the dataset (``meshes/<name>.obj``), which MuJoCo then tests (DexGraspBench protocol at 10 N/kg,
 about 1x the weight, and at 10x the weight; jaxgrasp.simulate). A reference row holds the
@@ -52,7 +52,7 @@ def train_run(args) -> tuple[str, str, dict]:
     p1, fin = run / "phase1", run / "final"
     if (run / "run.json").is_file() and p1.is_dir() and fin.is_dir():
         return str(p1), str(fin), {"reused_run": str(run)}
-    from jaxgrasp.train import Interrupted, TrainConfig, train
+    from jaxgrasp.learning.train import Interrupted, TrainConfig, train
 
     data = args.data or str(common.ROOT / "data" / "bundled")
     if not (Path(data) / "manifest.json").is_file():
@@ -76,8 +76,8 @@ def grasp_rows(label: str, configs: np.ndarray, samples: list[dict], full: dict,
     """Evaluate configurations ``(n, 6 + I)`` (centred frame) exactly and write their grasp JSONs."""
     from tqdm import tqdm
 
-    from jaxgrasp.evaluation import evaluate
-    from jaxgrasp.planner import make_result
+    from jaxgrasp.planning.evaluation import evaluate
+    from jaxgrasp.planning.planner import make_result
 
     rows, files = [], []
     slug = label.replace(" + ", "+").replace(" ", "")
@@ -113,11 +113,11 @@ def main(argv=None) -> int:
 
     p1, fin, training = train_run(args)
 
-    from jaxgrasp import checkpoint as C
-    from jaxgrasp.data import load_split, read_mesh
-    from jaxgrasp.hand import load_hand
-    from jaxgrasp.planner import as_object
-    from jaxgrasp.train import predict_object_frame, summarize, val_indices
+    from jaxgrasp.learning import checkpoint as C
+    from jaxgrasp.learning.data import load_split, read_mesh
+    from jaxgrasp.hand.model import load_hand
+    from jaxgrasp.planning.planner import as_object
+    from jaxgrasp.learning.train import predict_object_frame, summarize, val_indices
 
     run = C.read_run(C.resolve(fin)[0])
     data = args.data or run["train_config"]["data"]  # the run's dataset unless told otherwise

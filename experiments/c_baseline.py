@@ -4,12 +4,12 @@
 
 Both planners get the same wall-clock budget per object (``--budget``, default 10 s reduced, 30 s
 with ``--full``), the same hand, configuration space, starts and exact evaluation, through the
-libraries' own anytime modes: ``jaxgrasp.planner.plan_grasps(time_budget=B)`` (rounds of
+libraries' own anytime modes: ``jaxgrasp.planning.api.plan_grasps(time_budget=B)`` (rounds of
 ``PlanConfig().schedule.steps`` Adam steps on ``num_starts`` starts, new seeds while time is left, the
 ``eval_top`` lowest-loss starts evaluated exactly every ``eval_every`` steps until a grasp is
 valid, then every ``eval_every_valid``, and every start at each round's end; once a grasp is
 valid, evaluations and squeezes on a background thread, ``Schedule.background``) and
-``jaxgrasp.baseline.anneal_grasps(time_budget=B)`` (``AnnealConfig`` defaults); set-up, steps and
+``jaxgrasp.planning.baseline.anneal_grasps(time_budget=B)`` (``AnnealConfig`` defaults); set-up, steps and
 exact evaluation all count. JAX compilation is done before timing, for both, as
 ``benchmarks/plan.py`` does: the exact evaluation once per object (it compiles per mesh size), each
 planner once per padded optimization shape. Per object and method: exact Q1, penetration,
@@ -48,17 +48,17 @@ def main(argv=None) -> int:
     import jax
     from tqdm import tqdm
 
-    from jaxgrasp.baseline import AnnealConfig, anneal_grasps
-    from jaxgrasp.evaluation import compile_evaluation
-    from jaxgrasp.hand import load_hand
-    from jaxgrasp.planner import (
+    from jaxgrasp.planning.baseline import AnnealConfig, anneal_grasps
+    from jaxgrasp.planning.evaluation import compile_evaluation
+    from jaxgrasp.hand.model import load_hand
+    from jaxgrasp.planning.planner import (
         PlanConfig,
         as_object,
         compile_plan,
         initial_configs,
         make_scene,
-        plan_grasps,
     )
+    from jaxgrasp.planning.api import plan_grasps
 
     n_proc = args.procedural if args.procedural is not None else (20 if args.full else 4)
     n_scans = args.scans if args.scans is not None else (None if args.full else 2)

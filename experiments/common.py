@@ -27,7 +27,7 @@ DEFAULT_SCANS = ROOT.parent / "shared" / "objects"
 def sim_configs():
     """The two simulated tests every experiment reports: DexGraspBench's force (10 N/kg, about
     1x the weight) and the strict 10x-weight force (98.1 N/kg)."""
-    from jaxgrasp.simulate import SimConfig
+    from jaxgrasp.sim.simulate import SimConfig
 
     return {"sim": SimConfig(), "sim10x": SimConfig(force_per_kg=10 * SimConfig.gravity)}
 
@@ -36,7 +36,7 @@ def object_set(num_procedural: int, scans_dir: str | os.PathLike | None, max_sca
                seed: int = 7) -> list[tuple[str, object]]:
     """``[(name, mesh)]``: procedural objects (``trimesh.Trimesh``, ``procedural_set(n, seed)``)
     and the first ``max_scans`` (None: all) STL scans of ``scans_dir`` (paths) when it exists."""
-    from jaxgrasp.procedural import procedural_set
+    from jaxgrasp.mesh.procedural import procedural_set
 
     objects: list[tuple[str, object]] = list(procedural_set(num_procedural, seed=seed))
     if scans_dir is not None and Path(scans_dir).is_dir():
@@ -58,9 +58,9 @@ def mesh_file(name: str, mesh, out: Path) -> str:
 
 
 def save_grasp_json(result, name: str, mesh_path: str, out: Path, planner: str) -> Path:
-    """Write a :class:`jaxgrasp.planner.GraspResult` as ``out/grasps/<name>.json`` with
+    """Write a :class:`jaxgrasp.planning.planner.GraspResult` as ``out/grasps/<name>.json`` with
     ``object.file`` = ``mesh_path`` (metres)."""
-    from jaxgrasp.grasp_io import grasp_to_dict
+    from jaxgrasp.planning.grasp_io import grasp_to_dict
 
     d = grasp_to_dict(result, planner)
     d["object"]["file"] = mesh_path
@@ -78,7 +78,7 @@ def simulate_grasp_files(files: list[Path], hand=None) -> list[dict]:
     ``{"<test>": success, "<test>_reason": ..., "sim_pen_mm": initial penetration, "sim_s"}``."""
     from tqdm import tqdm
 
-    from jaxgrasp.simulate import simulate_grasp
+    from jaxgrasp.sim.simulate import simulate_grasp
 
     rows = []
     for f in tqdm(files, desc="simulating", unit="grasp", dynamic_ncols=True):

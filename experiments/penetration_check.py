@@ -49,9 +49,9 @@ def depth_mm(geom: trimesh.Trimesh, target: trimesh.Trimesh) -> float:
 
 
 def check(path: str, hand, min_mm: float) -> None:
-    from jaxgrasp.annotate import geom_mesh
-    from jaxgrasp.sim_scene import build_scene, convex_pieces, ctrl_for
-    from jaxgrasp.simulate import SimConfig, object_mesh_of, read_grasps
+    from jaxgrasp.hand.annotate import geom_mesh
+    from jaxgrasp.sim.scene import build_scene, convex_pieces, ctrl_for
+    from jaxgrasp.sim.simulate import SimConfig, object_mesh_of, read_grasps
 
     for g in read_grasps(path):
         mesh = object_mesh_of(g)
@@ -101,8 +101,8 @@ def main(argv=None) -> int:
     ap.add_argument("--min-mm", type=float, default=0.2, help="report MuJoCo contacts deeper than this")
     ap.add_argument("--hand", default="shadow")
     args = ap.parse_args(argv)
-    from jaxgrasp.hand import load_hand
-    from jaxgrasp.simulate import collect_grasp_files
+    from jaxgrasp.hand.model import load_hand
+    from jaxgrasp.sim.simulate import collect_grasp_files
 
     hand = load_hand(args.hand)
     for f in collect_grasp_files(args.paths):

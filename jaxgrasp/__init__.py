@@ -20,15 +20,15 @@ Public API (explicit re-exports):
 * simulation: :func:`simulate_grasp`, :func:`simulate_many`, :class:`SimConfig`, :class:`SimResult`
 """
 
-from jaxgrasp.compile_cache import enable_compilation_cache
+from jaxgrasp.core.compile_cache import enable_compilation_cache
 
 enable_compilation_cache()  # JAX's persistent compilation cache (JAXGRASP_CACHE_DIR moves or disables it)
 
-from jaxgrasp.ceiling import band_contacts, q1_ceiling
-from jaxgrasp.culling import Grid, build_grid
-from jaxgrasp.geometry import ClosestFeatures, closest_features, signed_distance, winding_number
-from jaxgrasp.hand import HandLoadError, HandModel, bundled_hands, load_hand
-from jaxgrasp.kinematics import (
+from jaxgrasp.quality.ceiling import band_contacts, q1_ceiling
+from jaxgrasp.mesh.culling import Grid, build_grid
+from jaxgrasp.mesh.geometry import ClosestFeatures, closest_features, signed_distance, winding_number
+from jaxgrasp.hand.model import HandLoadError, HandModel, bundled_hands, load_hand
+from jaxgrasp.hand.kinematics import (
     PosedHand,
     config_to_joint_angles,
     config_to_palm_pose,
@@ -38,7 +38,7 @@ from jaxgrasp.kinematics import (
     independent_angles,
     pose_hand,
 )
-from jaxgrasp.losses import (
+from jaxgrasp.planning.losses import (
     LossWeights,
     combine,
     loss_collision,
@@ -47,10 +47,11 @@ from jaxgrasp.losses import (
     loss_q1,
     loss_self_collision,
 )
-from jaxgrasp.objects import LoadReport, Object, load_object, make_object
-from jaxgrasp.planner import GraspResult, PlanConfig, plan, plan_grasps
-from jaxgrasp.predict import Prediction, predict
-from jaxgrasp.quality import (
+from jaxgrasp.mesh.objects import LoadReport, Object, load_object, make_object
+from jaxgrasp.planning.planner import GraspResult, PlanConfig
+from jaxgrasp.planning.api import plan, plan_grasps
+from jaxgrasp.learning.predict import Prediction, predict
+from jaxgrasp.quality.q1 import (
     QualityConfig,
     characteristic_length,
     contact_weights,
@@ -61,8 +62,8 @@ from jaxgrasp.quality import (
     q1_upper,
     wrench_directions,
 )
-from jaxgrasp.sdp import SDPOptions
-from jaxgrasp.simulate import SimConfig, SimResult, simulate_grasp, simulate_many
+from jaxgrasp.quality.sdp import SDPOptions
+from jaxgrasp.sim.simulate import SimConfig, SimResult, simulate_grasp, simulate_many
 
 __version__ = "0.1.0"
 

@@ -20,7 +20,7 @@ import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
-from jaxgrasp.compile_cache import enable_compilation_cache  # noqa: E402
+from jaxgrasp.core.compile_cache import enable_compilation_cache  # noqa: E402
 
 enable_compilation_cache()  # (importing jaxgrasp turns it on too; explicit: the suite relies on it)
 

@@ -8,9 +8,9 @@ import jax
 import numpy as np
 import trimesh
 
-from jaxgrasp.batch import grasp_diversity, plan_batch
-from jaxgrasp.hand import load_hand
-from jaxgrasp.planner import (
+from jaxgrasp.planning.batch import grasp_diversity, plan_batch
+from jaxgrasp.hand.model import load_hand
+from jaxgrasp.planning.planner import (
     Schedule,
     Shapes,
     PlanConfig,
@@ -19,11 +19,11 @@ from jaxgrasp.planner import (
     initial_configs,
     make_scene,
     optimize,
-    plan_grasps,
     rank_key,
     squeeze,
     start_configs,
 )
+from jaxgrasp.planning.api import plan_grasps
 
 CFG = PlanConfig(shapes=Shapes(num_starts=4), schedule=Schedule(steps=25), seed=3)
 
@@ -89,7 +89,7 @@ def test_screening_mesh_rejects_a_coarse_level_early_and_bounds_the_chosen_one(m
     """With a tolerance no decimation meets, the 1,024-face level is rejected on its first
     one-sided distance (and not cached) and the last level is measured on both sides: its bound
     is the one a full measurement of that level gives."""
-    from jaxgrasp import evaluation
+    from jaxgrasp.planning import evaluation
 
     mesh = trimesh.creation.icosphere(subdivisions=5, radius=0.04)
     obj, _, tm = as_object(mesh)

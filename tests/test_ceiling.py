@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import trimesh
 
-from jaxgrasp.ceiling import band_contacts, q1_ceiling
-from jaxgrasp.quality import edge_wrenches, q1_exact
+from jaxgrasp.quality.ceiling import band_contacts, q1_ceiling
+from jaxgrasp.quality.q1 import edge_wrenches, q1_exact
 
 MU, EDGES, TOL = 0.7, 8, 0.003
 

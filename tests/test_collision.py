@@ -9,10 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgrasp.annotate import link_meshes
-from jaxgrasp.collision import nearest_hull_depth, object_in_hand, self_penetration
-from jaxgrasp.hand import compile_model, load_hand, read_tree
-from jaxgrasp.kinematics import default_config, pose_hand
+from jaxgrasp.hand.annotate import link_meshes
+from jaxgrasp.hand.collision import nearest_hull_depth, object_in_hand, self_penetration
+from jaxgrasp.hand.model import compile_model, load_hand, read_tree
+from jaxgrasp.hand.kinematics import default_config, pose_hand
 
 
 @functools.lru_cache(maxsize=None)

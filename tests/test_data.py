@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import trimesh
 
-from jaxgrasp import data
-from jaxgrasp.procedural import procedural_object
-from jaxgrasp.render import Camera, camera_rays, default_cameras, render_depth, render_views
+from jaxgrasp.learning import data
+from jaxgrasp.mesh.procedural import procedural_object
+from jaxgrasp.mesh.render import Camera, camera_rays, default_cameras, render_depth, render_views
 
 SIZE = 64  # image size of the renderer tests (one compilation per face bucket)
 
@@ -156,8 +156,8 @@ def test_augmentation_rotations_form_a_group():
 
 
 def test_rotate_config_moves_the_hand_rigidly():
-    from jaxgrasp.hand import load_hand
-    from jaxgrasp.kinematics import pose_hand
+    from jaxgrasp.hand.model import load_hand
+    from jaxgrasp.hand.kinematics import pose_hand
 
     hand = load_hand("shadow")
     rng = np.random.default_rng(1)
@@ -287,7 +287,7 @@ def test_dataset_round_trip_and_resume(tmp_path, capsys):
             for key in a.files:
                 np.testing.assert_array_equal(a[key], b[key])
     # The CLI maps its flags onto the same settings (else config.json would refuse them).
-    from jaxgrasp import dataset
+    from jaxgrasp.cli import dataset
 
     argv = ["build", "--objects", str(src), "--out", part, "--grasps", "3", "--views", "2", "--size", "24",
             "--rotations", "3", "--test-fraction", "0.5", "--shard-size", "2", "--seed", "0"]

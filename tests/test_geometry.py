@@ -17,8 +17,9 @@ import pytest
 import trimesh
 from scipy.spatial.transform import Rotation
 
-from jaxgrasp import culling, geometry
-from jaxgrasp.objects import load_object, make_object
+from jaxgrasp.mesh import culling
+from jaxgrasp.mesh import geometry
+from jaxgrasp.mesh.objects import load_object, make_object
 
 PAD = 1024
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

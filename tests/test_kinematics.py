@@ -12,8 +12,8 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from handcases import COUPLED_XML, HAND_CASES, case_id, mujoco_poses
-from jaxgrasp.hand import compile_model, load_hand, read_tree
-from jaxgrasp.kinematics import (
+from jaxgrasp.hand.model import compile_model, load_hand, read_tree
+from jaxgrasp.hand.kinematics import (
     config_to_joint_angles,
     couple,
     default_config,
@@ -21,7 +21,7 @@ from jaxgrasp.kinematics import (
     independent_angles,
     pose_hand,
 )
-from jaxgrasp.lie import so3_exp
+from jaxgrasp.core.lie import so3_exp
 
 
 @functools.lru_cache(maxsize=None)

@@ -1,11 +1,11 @@
-"""Array-level losses and the combiner (jaxgrasp.losses)."""
+"""Array-level losses and the combiner (jaxgrasp.planning.losses)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgrasp import losses as L
+from jaxgrasp.planning import losses as L
 
 
 def cube_hull(center, half):
@@ -139,7 +139,7 @@ def test_touch_term_against_its_formula_and_finite_at_the_surface():
 
 
 def test_touch_weights_pick_near_facing_candidates_and_stop_gradients():
-    from jaxgrasp.objective import touch_weights
+    from jaxgrasp.planning.objective import touch_weights
 
     n_obj = jnp.asarray([[0.0, 0.0, 1.0]] * 4)
     n_grip = jnp.asarray([[0.0, 0.0, -1.0], [0.0, 0.0, -1.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])

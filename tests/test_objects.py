@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import trimesh
 
-from jaxgrasp import geometry
-from jaxgrasp.objects import Object, load_object, make_object
+from jaxgrasp.mesh import geometry
+from jaxgrasp.mesh.objects import Object, load_object, make_object
 
 OFFSET = np.array([0.3, -0.2, 0.1])
 

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 import trimesh
 
-from jaxgrasp.grasp_io import load_grasp
-from jaxgrasp.hand import compile_model, load_hand, read_tree
-from jaxgrasp.lie import quat_to_matrix_np
-from jaxgrasp.plan import main as plan_main
-from jaxgrasp import engine
-from jaxgrasp.losses import LossWeights
-from jaxgrasp.planner import (
+from jaxgrasp.planning.grasp_io import load_grasp
+from jaxgrasp.hand.model import compile_model, load_hand, read_tree
+from jaxgrasp.core.lie import quat_to_matrix_np
+from jaxgrasp.cli.plan import main as plan_main
+from jaxgrasp.planning import engine
+from jaxgrasp.planning.losses import LossWeights
+from jaxgrasp.planning.planner import (
     EvalConfig,
     LossConfig,
     OptimizerConfig,
@@ -28,9 +28,9 @@ from jaxgrasp.planner import (
     Shapes,
     StartConfig,
     evaluate,
-    plan_grasps,
     starts_to_evaluate,
 )
+from jaxgrasp.planning.api import plan_grasps
 
 # Small but real settings: every start shares one compiled step (same padded shapes).
 CFG = PlanConfig(shapes=Shapes(num_starts=8), schedule=Schedule(steps=150), seed=0)
@@ -60,7 +60,7 @@ def test_plan_gives_force_closure_without_penetration(kind):
     assert best["q1"] > 0 and best["penetration_mm"] <= 1.0 and best["num_contacts"] >= 2
     # Independent check of penetration: no hand sample inside the mesh (trimesh, float64).
     hand = results[0].hand
-    from jaxgrasp.kinematics import pose_hand
+    from jaxgrasp.hand.kinematics import pose_hand
 
     posed = pose_hand(hand, jnp.asarray(results[0].config))
     pts = np.asarray(posed.sample_pos, np.float64) + results[0].center_of_mass
@@ -130,7 +130,7 @@ def test_evaluate_detects_penetration():
     hand = r.hand
     x = np.asarray(r.config).copy()
     x[:3] *= 0.3  # towards the object's centre
-    from jaxgrasp.planner import as_object
+    from jaxgrasp.planning.planner import as_object
 
     obj, _, _ = as_object(mesh)
     m = evaluate(hand, obj, x, CFG)
@@ -143,8 +143,8 @@ def test_squeeze_pulls_backed_off_fingers_onto_the_surface():
     evaluation counts more contacts than without it (same steps and collision weights), and the
     squeezed grasps do not penetrate."""
 
-    from jaxgrasp.kinematics import pose_hand
-    from jaxgrasp.planner import as_object, make_scene, squeeze
+    from jaxgrasp.hand.kinematics import pose_hand
+    from jaxgrasp.planning.planner import as_object, make_scene, squeeze
 
     mesh, results = _plan("sphere")
     hand = results[0].hand

@@ -1,4 +1,4 @@
-"""Contact weights, cone edges, wrench directions, Q1 upper bound and exact Q1 (jaxgrasp.quality)."""
+"""Contact weights, cone edges, wrench directions, Q1 upper bound and exact Q1 (jaxgrasp.quality.q1)."""
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.optimize import linprog
 
-from jaxgrasp import quality as Q
+from jaxgrasp.quality import q1 as Q
 
 MU, LAM = 0.7, 20.0  # friction, torque scale for 5 cm contacts
 

@@ -1,4 +1,4 @@
-"""SOS lower bound of Q1: reduction, interior-point solver, bounds ordering, gradients (jaxgrasp.sdp)."""
+"""SOS lower bound of Q1: reduction, interior-point solver, bounds ordering, gradients (jaxgrasp.quality.sdp)."""
 
 import itertools
 
@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgrasp import quality as Q
-from jaxgrasp import sdp
+from jaxgrasp.quality import q1 as Q
+from jaxgrasp.quality import sdp
 from test_quality import LAM, MU, cross_polytope_grasp, sphere_grasp
 
 T = 3  # cone edges in these tests: 4 contacts -> J = 12 blocks, the shape most tests share
@@ -106,7 +106,7 @@ def test_cross_polytope_all_three_agree():
 def _clarabel_8x8(V, ball):
     """The issue's SOS program with 8x8 Gram blocks on [1, w, b] and all 120 monomials (cvxpy).
 
-    ball: also the 12 multipliers of (1 +- w_k) that jaxgrasp.sdp adds (False: the paper's program).
+    ball: also the 12 multipliers of (1 +- w_k) that jaxgrasp.quality.sdp adds (False: the paper's program).
     """
     cp = pytest.importorskip("cvxpy")
     mons = sorted({e for d in range(4) for e in itertools.product(range(4), repeat=7) if sum(e) == d})

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxgrasp.hand import load_hand
-from jaxgrasp.simulate import SimConfig, closing_signs, read_grasps, simulate_grasp
+from jaxgrasp.hand.model import load_hand
+from jaxgrasp.sim.simulate import SimConfig, closing_signs, read_grasps, simulate_grasp
 
 DATA = Path(__file__).parent / "data" / "sim"
 
@@ -102,7 +102,7 @@ def test_deterministic(hand, grasp, enclosing):
 def test_auto_backend_is_c_on_cpu():
     import jax
 
-    from jaxgrasp.simulate import _resolve_backend
+    from jaxgrasp.sim.simulate import _resolve_backend
 
     assert _resolve_backend("auto", 1) == "mujoco"
     assert _resolve_backend("auto", 8) == ("mujoco" if jax.default_backend() == "cpu" else "mjx")
@@ -112,8 +112,8 @@ def test_auto_backend_is_c_on_cpu():
 
 def test_cylinders_as_prisms(hand, grasp):
     """The MJX scene's knuckle prisms keep every body's mass and inertia."""
-    from jaxgrasp.simulate import build_scene, convex_pieces, object_mesh_of
-    from jaxgrasp.simulate_mjx import build_mjx_scene
+    from jaxgrasp.sim.simulate import build_scene, convex_pieces, object_mesh_of
+    from jaxgrasp.sim.mjx import build_mjx_scene
 
     args = (hand, convex_pieces(object_mesh_of(grasp)), np.asarray(grasp["palm_pose"]["matrix"]),
             np.asarray(grasp["object"]["center_of_mass"]), SimConfig())
@@ -131,7 +131,7 @@ MJX_CFG = SimConfig(duration=0.2)
 
 @pytest.fixture(scope="module")
 def mjx_vs_c(hand, grasp):
-    from jaxgrasp.simulate_mjx import simulate_grasps_mjx
+    from jaxgrasp.sim.mjx import simulate_grasps_mjx
 
     grasps = [grasp, _far(grasp)]
     # batch_size=1: one compile, and the far grasp's rollouts all fail early, ending its loop

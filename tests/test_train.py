@@ -1,6 +1,6 @@
 """Learning: so3_log, the Chamfer loss, frames, training steps, checkpoint / interrupt / resume.
 
-A small synthetic dataset in the on-disk format of :mod:`jaxgrasp.data` (two procedural objects,
+A small synthetic dataset in the on-disk format of :mod:`jaxgrasp.learning.data` (two procedural objects,
 2 views of 32 x 32, random depth, planner starts as "ground truth") keeps compilation and steps
 cheap; nothing here needs ``data/bundled``.
 """
@@ -15,15 +15,15 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from jaxgrasp import model as M
-from jaxgrasp import train as T
-from jaxgrasp.data import augmentation_rotations, rotate_config
-from jaxgrasp.hand import load_hand
-from jaxgrasp.kinematics import independent_angles
-from jaxgrasp.lie import so3_exp, so3_log
-from jaxgrasp.planner import initial_configs
-from jaxgrasp.procedural import procedural_object
-from jaxgrasp.render import default_cameras
+from jaxgrasp.learning import model as M
+from jaxgrasp.learning import train as T
+from jaxgrasp.learning.data import augmentation_rotations, rotate_config
+from jaxgrasp.hand.model import load_hand
+from jaxgrasp.hand.kinematics import independent_angles
+from jaxgrasp.core.lie import so3_exp, so3_log
+from jaxgrasp.planning.planner import initial_configs
+from jaxgrasp.mesh.procedural import procedural_object
+from jaxgrasp.mesh.render import default_cameras
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,7 @@ def test_frames_match_the_dataset_rotation(hand):
     rng = np.random.default_rng(3)
     x = np.concatenate([rng.normal(0, 0.05, 3), rng.normal(0, 1.0, 3), rng.normal(0, 1, hand.num_independent)])
     for R in augmentation_rotations():
-        xs = rotate_config(x, R)  # host-side reference from jaxgrasp.data
+        xs = rotate_config(x, R)  # host-side reference from jaxgrasp.learning.data
         np.testing.assert_allclose(np.asarray(T.to_sample_frame(jnp.asarray(x), jnp.asarray(R))), xs, atol=1e-10)
         np.testing.assert_allclose(np.asarray(T.to_object_frame(jnp.asarray(xs), jnp.asarray(R))), x, atol=1e-10)
 
@@ -128,7 +128,7 @@ V, S, G = 2, 32, 3
 
 
 def write_synthetic(root, hand):
-    """Two procedural objects (train: box, test: blob) in the on-disk format of jaxgrasp.data."""
+    """Two procedural objects (train: box, test: blob) in the on-disk format of jaxgrasp.learning.data."""
     os.makedirs(os.path.join(root, "meshes"), exist_ok=True)
     os.makedirs(os.path.join(root, "shards"), exist_ok=True)
     rots = augmentation_rotations()
@@ -177,7 +177,7 @@ def small_config(dataset, out, **kw):
 
 @pytest.mark.parametrize("phase2", [False, True])
 def test_one_step_lowers_the_loss_on_a_fixed_batch(dataset, hand, phase2):
-    from jaxgrasp.data import load_split
+    from jaxgrasp.learning.data import load_split
 
     tr = load_split(dataset, "train")
     cfg = small_config(dataset, "unused")
@@ -208,7 +208,7 @@ def _records(path):
 
 
 def test_interrupt_and_resume_gives_the_same_run(dataset, hand, tmp_path):
-    from jaxgrasp import checkpoint as C
+    from jaxgrasp.learning import checkpoint as C
 
     straight = small_config(dataset, str(tmp_path / "straight"))
     T.train(straight, progress=False, final_eval=False)
@@ -228,9 +228,9 @@ def test_interrupt_and_resume_gives_the_same_run(dataset, hand, tmp_path):
     _, p1, _ = C.load_model(str(tmp_path / "straight" / "phase1"))
     assert any(not np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(jax.tree.leaves(pa), jax.tree.leaves(p1)))
     # predict() from code on depth images gives the network's output.
-    from jaxgrasp.predict import predict
+    from jaxgrasp.learning.predict import predict
 
-    from jaxgrasp.data import load_split
+    from jaxgrasp.learning.data import load_split
 
     te = load_split(dataset, "test")
     out = predict(str(tmp_path / "straight"), te.depth[0])

@@ -1,0 +1,593 @@
+"""Grasp datasets for learning: objects, ground-truth grasps, depth views, augmentation.
+
+:func:`build_dataset` turns an object set (the bundled procedural set, or a folder of meshes)
+into a dataset on disk; :func:`load_split` reads one split back as NumPy arrays. The CLI is
+``python -m jaxgrasp.dataset build|info`` (:mod:`jaxgrasp.dataset`).
+
+On-disk format (``schema`` "jaxgrasp.dataset/1"), under the dataset folder:
+
+* ``manifest.json`` (written last: a folder with a manifest is complete)::
+
+    {"schema": "jaxgrasp.dataset/1",
+     "hand": bundled hand name or hand file path,
+     "num_views": V, "height": H, "width": W,
+     "intrinsics": [V][3][3]            pixels, OpenCV (see jaxgrasp.mesh.render),
+     "T_object_camera": [V][4][4]       camera poses in the sample's object frame (metres),
+                                        the same for every sample,
+     "rotations": [8][3][3]             the augmentation rotations, index 0 = identity,
+     "objects": [{"name", "mesh": "meshes/<name>.obj" (centred frame, metres),
+                  "split": "train" | "test", "num_valid_grasps", "size"}],
+     "dropped": [{"name", "reason"}]    objects left out (no valid grasp),
+     "shards": [{"file": "shards/<split>-<k>.npz", "split", "count"}],
+     "config": {...}                    the DatasetConfig as a dict}
+
+  ``size`` is the planner's ``Object.size`` (radius of the smallest sphere about the centre of
+  mass holding every vertex, m).
+* ``meshes/<name>.obj``: each object in its *centred frame*: the input mesh translated so its
+  centre of mass (uniform density) is at the origin, axes of the input, metres.
+* ``shards/<split>-<k>.npz``, ``n`` samples each (``np.savez_compressed``):
+
+  - ``depth`` (n, V, H, W) float32: depth in metres along each camera's optical axis, 0 = no hit;
+  - ``object_index`` (n,) int32: index into ``manifest["objects"]``;
+  - ``rotation_index`` (n,) int32: index into ``manifest["rotations"]``;
+  - ``R_aug`` (n, 3, 3) float32: that rotation;
+  - ``grasps`` (n, G, 6 + I) float32: ground-truth configurations ``x = (t, r, z)`` exactly as
+    the planner's (palm position t, palm rotation vector r, unconstrained joint variables z;
+    see :mod:`jaxgrasp.hand.kinematics`), in the *sample frame*, padded to G with zeros;
+  - ``grasp_mask`` (n, G) bool: real grasps.
+
+* ``gt/<name>.npz`` (ground-truth cache, centred frame: ``configs`` (k, 6 + I), ``q1``,
+  ``penetration_mm``, ``num_starts``) and ``config.json`` (the build settings): what an
+  interrupted build resumes from.
+
+A *sample* is one object under one augmentation rotation ``R = R_aug``: the centred mesh rotated
+about its centre of mass (``p' = R p``) and seen by the fixed cameras. Its *sample frame* is the
+centred frame rotated by R; a grasp ``(t, r, z)`` of the centred object becomes ``(R t,
+log(R exp(r)), z)`` (:func:`rotate_config`): the posed hand moves rigidly with the object.
+
+Augmentation (paper: "rotating each target object and gripper for 8 times along 8 symmetric
+axes"): we read the 8 rotations as the rotational symmetry group of a square prism, the dihedral
+group D4 (:func:`augmentation_rotations`): the identity, 90/180/270 degrees about z, and 180
+degrees about x, y and the two diagonals x = +-y. They form a group (composing two augmentations
+gives another), and every one maps the axis-aligned box onto itself.
+
+Ground truth (paper: 100 grasps per object from GraspIt!, valid ones kept): the differentiable
+planner (the steps of :func:`jaxgrasp.plan_grasps`, ``plan_starts`` starts, ``plan_steps`` Adam
+steps, one object at a time: measured faster than :func:`jaxgrasp.planning.batch.plan_batch` on this
+CPU), keeping
+the valid grasps (force closure, penetration <= 1 mm), best first, at most ``grasps`` of them.
+An object with no valid grasp is dropped and logged (in the manifest's ``dropped``); a fixed
+seed keeps that reproducible.
+
+Bundled default: 32 procedural objects (:func:`jaxgrasp.mesh.procedural.procedural_set`), 80/20
+split, up to 16 valid grasps per object out of 16 starts, 5 views, 8 rotations, images of
+128 x 128 (not the paper's 224: on a 2-core CPU a 5-view network trains about 3x faster on
+128 x 128 images, and the build renders 3x fewer rays; the renderer's default stays 224, and
+``--size 224`` builds the paper's resolution).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import trimesh
+from tqdm.auto import tqdm
+
+from jaxgrasp.planning.evaluation import object_trimesh
+from jaxgrasp.hand.model import load_hand
+from jaxgrasp.core.lie import matrix_to_rotvec_np
+from jaxgrasp.mesh.objects import load_object, make_object
+from jaxgrasp.planning.engine import Archive
+from jaxgrasp.planning.planner import (
+    PlanConfig,
+    Schedule,
+    Shapes,
+    as_object,
+    evaluate_starts,
+    make_scene,
+    optimize,
+    start_configs,
+)
+from jaxgrasp.mesh.procedural import procedural_set
+from jaxgrasp.mesh.render import default_cameras, render_views
+
+SCHEMA = "jaxgrasp.dataset/1"
+MESH_SUFFIXES = (".obj", ".stl", ".ply", ".off", ".glb")
+log = logging.getLogger("jaxgrasp.dataset")
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetConfig:
+    """Settings of a dataset build (CLI flags of ``python -m jaxgrasp.dataset build``).
+
+    Attributes:
+        objects: a folder of meshes (files with the suffixes in :data:`MESH_SUFFIXES`, sorted by
+            name), or None for the bundled procedural set.
+        num_objects: objects of the procedural set (a folder: use at most this many; 0 = all).
+        units: unit of the mesh files ("m", "cm", "mm").
+        hand: bundled hand name or hand file.
+        grasps: G, ground-truth grasps kept per object (valid ones only; padded to G).
+        plan_starts: planner starts per object (at least ``grasps``).
+        plan_steps: planner Adam steps.
+        views: V, cameras.
+        size: image width = height (pixels).
+        fov: camera field of view (degrees).
+        camera_distance: camera distance from the centre of mass (m); None: just enough for the
+            largest object to fit every view (1.15 x its size / sin(fov / 2)).
+        num_rotations: augmentation rotations used (the first ones of
+            :func:`augmentation_rotations`, 1 to 8).
+        test_fraction: fraction of the objects in the test split.
+        seed: fixes the procedural set, the split and the planner.
+        shard_size: samples per shard file.
+    """
+
+    objects: str | None = None
+    num_objects: int = 32
+    units: str = "m"
+    hand: str = "shadow"
+    grasps: int = 16
+    plan_starts: int = 16
+    plan_steps: int = 200
+    views: int = 5
+    size: int = 128
+    fov: float = 40.0
+    camera_distance: float | None = None
+    num_rotations: int = 8
+    test_fraction: float = 0.2
+    seed: int = 0
+    shard_size: int = 64
+
+    def __post_init__(self):
+        if not 1 <= self.num_rotations <= 8:
+            raise ValueError(f"num_rotations must be 1..8, got {self.num_rotations}")
+        if self.grasps < 1 or self.views < 1 or self.size < 1 or self.shard_size < 1:
+            raise ValueError("grasps, views, size and shard_size must be positive")
+        if not 0.0 <= self.test_fraction < 1.0:
+            raise ValueError(f"test_fraction must be in [0, 1), got {self.test_fraction}")
+
+
+@dataclasses.dataclass(frozen=True)
+class GraspDataset:
+    """One split, concatenated over its shards (NumPy arrays; shapes as in the shard files).
+
+    Attributes:
+        depth: (n, V, H, W) float32 metres, 0 = no hit.
+        object_index: (n,) int32 into ``manifest["objects"]``.
+        rotation_index: (n,) int32 into ``manifest["rotations"]``.
+        R_aug: (n, 3, 3) float32.
+        grasps: (n, G, 6 + I) float32, sample frame.
+        grasp_mask: (n, G) bool.
+        manifest: the dataset's manifest.
+    """
+
+    depth: np.ndarray
+    object_index: np.ndarray
+    rotation_index: np.ndarray
+    R_aug: np.ndarray
+    grasps: np.ndarray
+    grasp_mask: np.ndarray
+    manifest: dict
+
+    def __len__(self) -> int:
+        return int(self.depth.shape[0])
+
+    @property
+    def intrinsics(self) -> np.ndarray:
+        """(V, 3, 3) camera intrinsics."""
+        return np.asarray(self.manifest["intrinsics"], np.float32)
+
+    @property
+    def T_object_camera(self) -> np.ndarray:
+        """(V, 4, 4) camera poses in the sample frame."""
+        return np.asarray(self.manifest["T_object_camera"], np.float32)
+
+
+# ----------------------------------------------------------------------------------------------
+# Rotations
+# ----------------------------------------------------------------------------------------------
+
+
+def _axis_rotation(axis, angle_deg: float) -> np.ndarray:
+    a = np.asarray(axis, np.float64)
+    a = a / np.linalg.norm(a)
+    K = np.array([[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]])
+    th = np.radians(angle_deg)
+    R = np.eye(3) + np.sin(th) * K + (1 - np.cos(th)) * K @ K
+    return np.round(R, 15) + 0.0  # exact 0/+-1 entries (the group elements are signed permutations)
+
+
+def augmentation_rotations() -> np.ndarray:
+    """The 8 augmentation rotations ``(8, 3, 3)``: the dihedral group D4 of a square prism.
+
+    Index 0 is the identity; 1-3 rotate by 90, 180, 270 degrees about z; 4-7 rotate by 180
+    degrees about x, y, (1, 1, 0) and (1, -1, 0). All entries are 0 or +-1.
+    """
+    rots = [np.eye(3)]
+    rots += [_axis_rotation([0, 0, 1], a) for a in (90, 180, 270)]
+    rots += [_axis_rotation(ax, 180) for ax in ([1, 0, 0], [0, 1, 0], [1, 1, 0], [1, -1, 0])]
+    R = np.stack(rots)
+    return np.where(np.abs(R) < 0.5, 0.0, np.sign(R))
+
+
+def _rotvec_to_matrix_np(r: np.ndarray) -> np.ndarray:
+    """SO(3) exponential on the host (Rodrigues). Only an exactly zero vector is special-cased:
+    for any angle > 0, ``r / angle`` is a unit axis and the formula is accurate."""
+    th = float(np.linalg.norm(r))
+    if th == 0.0:
+        return np.eye(3)
+    a = r / th
+    K = np.array([[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]])
+    return np.eye(3) + np.sin(th) * K + (1 - np.cos(th)) * K @ K
+
+
+def rotate_config(config: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """A hand configuration ``(..., 6 + I)`` after rotating the world by ``R`` (3, 3) about the
+    origin: ``t' = R t``, palm rotation ``R exp(r)`` (as a rotation vector with angle in
+    [0, pi]), joint variables unchanged. The posed hand moves rigidly: every point ``p`` of it
+    goes to ``R p``."""
+    config = np.asarray(config, np.float64)
+    R = np.asarray(R, np.float64)
+    flat = config.reshape(-1, config.shape[-1]).copy()
+    for row in flat:
+        row[:3] = R @ row[:3]
+        row[3:6] = matrix_to_rotvec_np(R @ _rotvec_to_matrix_np(row[3:6]))
+    return flat.reshape(config.shape)
+
+
+# ----------------------------------------------------------------------------------------------
+# Objects and ground truth
+# ----------------------------------------------------------------------------------------------
+
+
+def object_sources(config: DatasetConfig) -> list[tuple[str, object]]:
+    """``(name, trimesh or path)`` of the object set, in a fixed order."""
+    if config.objects is None:
+        return list(procedural_set(config.num_objects, seed=config.seed))
+    if not os.path.isdir(config.objects):
+        raise FileNotFoundError(f"--objects {config.objects!r} is not a folder")
+    files = sorted(f for f in os.listdir(config.objects) if f.lower().endswith(MESH_SUFFIXES))
+    if not files:
+        raise FileNotFoundError(f"no mesh files ({', '.join(MESH_SUFFIXES)}) in {config.objects!r}")
+    if config.num_objects > 0:
+        files = files[: config.num_objects]
+    out, seen = [], set()
+    for f in files:
+        name = "".join(c if c.isalnum() or c in "-_." else "_" for c in os.path.splitext(f)[0])
+        while name in seen:
+            name += "_"
+        seen.add(name)
+        out.append((name, os.path.join(config.objects, f)))
+    return out
+
+
+def centred_mesh(source, units: str = "m") -> tuple[trimesh.Trimesh, float]:
+    """The checked and repaired mesh in its centred frame (centre of mass at the origin), and
+    its size (:attr:`jaxgrasp.mesh.objects.Object.size`)."""
+    if isinstance(source, trimesh.Trimesh):
+        obj, _ = make_object(source.vertices, source.faces, units=units, dtype=np.float64)
+    else:
+        obj, _ = load_object(source, units=units, dtype=np.float64)
+    tm = object_trimesh(obj)
+    com = np.asarray(obj.center_of_mass, np.float64)
+    return trimesh.Trimesh(tm.vertices - com, tm.faces, process=False), float(obj.size)
+
+
+def plan_config(config: DatasetConfig) -> PlanConfig:
+    """The planner settings of a build."""
+    return PlanConfig(shapes=Shapes(num_starts=max(config.plan_starts, config.grasps)),
+                      schedule=Schedule(steps=config.plan_steps), seed=config.seed)
+
+
+def ground_truth(mesh: trimesh.Trimesh, hand, config: DatasetConfig) -> dict[str, np.ndarray]:
+    """Valid planner grasps of one centred mesh, best first, at most ``config.grasps``.
+
+    The fixed-step planner's steps, exact evaluation and ranking (:func:`jaxgrasp.planning.planner.optimize`,
+    :func:`~jaxgrasp.planning.planner.evaluate_starts` into an :class:`~jaxgrasp.planning.engine.Archive`), without
+    the squeeze and without packaging every start as a :class:`~jaxgrasp.GraspResult` (whose
+    reporting-only metrics cost about 20% of the planning time here).
+
+    Returns:
+        ``{"configs": (k, 6 + I) centred frame, "q1": (k,), "penetration_mm": (k,),
+        "num_starts": ()}`` with ``k <= config.grasps`` (possibly 0).
+    """
+    pc = plan_config(config)
+    obj, _, tm = as_object(mesh)
+    scene = make_scene(obj, tm, pc, dtype=hand.body_pos.dtype)
+    x0 = start_configs(hand, obj, pc, jax.random.PRNGKey(pc.seed))
+    x, _ = optimize(hand, scene, x0, pc)
+    archive = Archive()
+    evaluate_starts(hand, obj, tm, np.asarray(x, np.float64), pc, archive)
+    best = [e for _, e in archive.ranked() if e.metrics["valid"]][: config.grasps]
+    # The planner's centred frame is about the centre of mass it computes for this (already
+    # centred) mesh: a float rounding away from the origin, so it is the saved mesh's frame.
+    return {
+        "configs": np.asarray([e.config for e in best], np.float64).reshape(len(best), x.shape[1]),
+        "q1": np.asarray([e.metrics["q1"] for e in best], np.float64),
+        "penetration_mm": np.asarray([e.metrics["penetration_mm"] for e in best], np.float64),
+        "num_starts": np.asarray(pc.shapes.num_starts),
+    }
+
+
+def split_of(names: list[str], test_fraction: float, seed: int) -> dict[str, str]:
+    """Deterministic train/test assignment: a seeded permutation, the first
+    ``round(test_fraction * n)`` (at least one when ``test_fraction > 0`` and n >= 2) to test."""
+    n = len(names)
+    n_test = round(test_fraction * n)
+    if test_fraction > 0 and n >= 2:
+        n_test = min(max(n_test, 1), n - 1)
+    perm = np.random.default_rng(seed).permutation(n)
+    test = {names[i] for i in perm[:n_test]}
+    return {nm: ("test" if nm in test else "train") for nm in names}
+
+
+# ----------------------------------------------------------------------------------------------
+# Files
+# ----------------------------------------------------------------------------------------------
+
+
+def _atomic(path: str, write: Callable[[str], None]) -> None:
+    """Write ``path`` through ``write(tmp)`` and a rename, so a file is whole or absent."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    base, ext = os.path.splitext(path)
+    tmp = f"{base}.tmp{os.getpid()}{ext}"  # keep the extension: np.savez appends ".npz" otherwise
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _write_json(path: str, data) -> None:
+    def w(tmp):
+        with open(tmp, "w") as f:
+            json.dump(data, f, indent=1)
+
+    _atomic(path, w)
+
+
+def _write_npz(path: str, **arrays) -> None:
+    _atomic(path, lambda tmp: np.savez_compressed(tmp, **arrays))
+
+
+def _write_mesh(path: str, mesh: trimesh.Trimesh) -> None:
+    text = trimesh.exchange.obj.export_obj(mesh, include_normals=False, include_color=False,
+                                           include_texture=False, digits=10)
+
+    def w(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+
+    _atomic(path, w)
+
+
+def read_mesh(path: str) -> trimesh.Trimesh:
+    """A dataset mesh file, vertices and faces exactly as stored (no merging or reordering)."""
+    return trimesh.load(path, force="mesh", process=False, maintain_order=True)
+
+
+def load_manifest(root: str | os.PathLike) -> dict:
+    """The manifest of a finished dataset; raises a clear error for an unfinished one."""
+    path = os.path.join(root, "manifest.json")
+    if not os.path.exists(path):
+        hint = " (the build did not finish: run the build again to resume)" if os.path.exists(
+            os.path.join(root, "config.json")) else ""
+        raise FileNotFoundError(f"no dataset manifest at {path}{hint}")
+    with open(path) as f:
+        manifest = json.load(f)
+    if manifest.get("schema") != SCHEMA:
+        raise ValueError(f"{path}: schema {manifest.get('schema')!r}, expected {SCHEMA!r}")
+    return manifest
+
+
+def load_split(root: str | os.PathLike, split: str) -> GraspDataset:
+    """All samples of one split (``"train"`` or ``"test"``), concatenated over its shards."""
+    manifest = load_manifest(root)
+    files = [s["file"] for s in manifest["shards"] if s["split"] == split]
+    if not files:
+        raise ValueError(f"{root}: no shards of split {split!r}")
+    keys = ("depth", "object_index", "rotation_index", "R_aug", "grasps", "grasp_mask")
+    parts = {k: [] for k in keys}
+    for f in files:
+        with np.load(os.path.join(root, f)) as z:
+            for k in keys:
+                parts[k].append(z[k])
+    return GraspDataset(**{k: np.concatenate(v) for k, v in parts.items()}, manifest=manifest)
+
+
+def load_object_meshes(root: str | os.PathLike) -> dict[str, trimesh.Trimesh]:
+    """Every object's mesh (centred frame, metres), by name."""
+    manifest = load_manifest(root)
+    return {o["name"]: read_mesh(os.path.join(root, o["mesh"])) for o in manifest["objects"]}
+
+
+# ----------------------------------------------------------------------------------------------
+# Build
+# ----------------------------------------------------------------------------------------------
+
+
+def _face_bucket(n: int) -> int:
+    """Padded face count for rendering: the next multiple of 256 (few compilations, and at
+    most 255 wasted faces; rendering time is proportional to the padded count)."""
+    return 256 * max(1, -(-n // 256))
+
+
+def render_sample(mesh: trimesh.Trimesh, R: np.ndarray, cameras) -> np.ndarray:
+    """Depth views ``(V, H, W)`` float32 of a centred mesh rotated by ``R`` about the origin."""
+    v = np.asarray(mesh.vertices, np.float64) @ np.asarray(R, np.float64).T
+    f = np.asarray(mesh.faces, np.int32)
+    nf = _face_bucket(len(f))
+    faces = np.zeros((nf, 3), np.int32)
+    faces[: len(f)] = f
+    mask = np.arange(nf) < len(f)
+    return np.asarray(render_views(jnp.asarray(v, jnp.float32), jnp.asarray(faces), jnp.asarray(mask), cameras))
+
+
+def build_dataset(config: DatasetConfig, out_dir: str | os.PathLike, progress: bool = True,
+                  callback: Callable[[str, int], None] | None = None) -> dict:
+    """Build (or resume building) a dataset; returns its manifest.
+
+    Steps: load and centre every object (``meshes/``); plan its ground truth (``gt/<name>.npz``,
+    skipped when present); split; render and write the shards (skipped when present and
+    whole); write ``manifest.json`` last. Every file is written under a temporary name and
+    renamed, so an interrupted build (Ctrl-C, a crash) resumes where it stopped. A folder built
+    with other settings is refused (``config.json`` differs).
+
+    Args:
+        config: the build settings.
+        out_dir: the dataset folder.
+        progress: show tqdm progress bars.
+        callback: called as ``callback(stage, i)`` after object ``i``'s ground truth
+            (``"gt"``) and after shard ``i`` (``"shard"``) is written.
+    """
+    out_dir = os.fspath(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    cfg_dict = dataclasses.asdict(config)
+    cfg_path = os.path.join(out_dir, "config.json")
+    if os.path.exists(cfg_path):
+        with open(cfg_path) as f:
+            old = json.load(f)
+        if old != cfg_dict:
+            diff = sorted(k for k in set(old) | set(cfg_dict) if old.get(k) != cfg_dict.get(k))
+            raise ValueError(f"{out_dir} was built with other settings ({', '.join(diff)} differ); "
+                             "use another --out folder or delete it")
+    else:
+        _write_json(cfg_path, cfg_dict)
+
+    hand = load_hand(config.hand)
+    t_start = time.perf_counter()
+    stats = {"plan_s": 0.0, "render_s": 0.0, "samples_rendered": 0}
+    meshes: dict[str, trimesh.Trimesh] = {}
+    sizes: dict[str, float] = {}
+    gts: dict[str, dict] = {}
+    dropped: list[dict] = []
+    sources = object_sources(config)
+    bar = tqdm(sources, desc="ground truth", unit="obj", disable=not progress)
+    for i, (name, src) in enumerate(bar):
+        bar.set_postfix_str(name)
+        try:
+            mesh, size = centred_mesh(src, config.units)
+        except (ValueError, OSError) as e:
+            log.warning("dropping %s: cannot load (%s)", name, e)
+            dropped.append({"name": name, "reason": f"load error: {e}"})
+            continue
+        mesh_path = os.path.join(out_dir, "meshes", f"{name}.obj")
+        if not os.path.exists(mesh_path):
+            _write_mesh(mesh_path, mesh)
+        # Plan and render the mesh exactly as stored (the OBJ keeps 10 decimals).
+        mesh = read_mesh(mesh_path)
+        gt_path = os.path.join(out_dir, "gt", f"{name}.npz")
+        if os.path.exists(gt_path):
+            with np.load(gt_path) as z:
+                gt = {k: z[k] for k in z.files}
+        else:
+            t0 = time.perf_counter()
+            gt = ground_truth(mesh, hand, config)
+            stats["plan_s"] += time.perf_counter() - t0
+            _write_npz(gt_path, **gt)
+        if len(gt["configs"]) == 0:
+            log.warning("dropping %s: no valid grasp out of %d starts", name, int(gt["num_starts"]))
+            dropped.append({"name": name, "reason": f"no valid grasp out of {int(gt['num_starts'])} starts"})
+        else:
+            meshes[name], sizes[name], gts[name] = mesh, size, gt
+        if callback is not None:
+            callback("gt", i)
+    if not gts:
+        raise RuntimeError("no object has a valid grasp: nothing to build")
+
+    names = list(gts)
+    split = split_of([n for n, _ in sources], config.test_fraction, config.seed)
+    objects = [{"name": n, "mesh": f"meshes/{n}.obj", "split": split[n], "num_valid_grasps": len(gts[n]["configs"]),
+                "size": sizes[n]} for n in names]
+    num_i = gts[names[0]]["configs"].shape[1]
+    if num_i != 6 + hand.num_independent:
+        raise ValueError(f"cached ground truth has {num_i} variables, the hand {6 + hand.num_independent}")
+    rotations = augmentation_rotations()[: config.num_rotations]
+    distance = config.camera_distance
+    if distance is None:
+        # Every vertex lies within `size` of the origin; a sphere of that radius fits in the
+        # view cone when distance >= size / sin(fov / 2). 15% margin.
+        distance = 1.15 * max(sizes.values()) / np.sin(0.5 * np.radians(config.fov))
+    cameras = default_cameras(config.views, config.size, distance=float(distance), fov=config.fov)
+
+    shards = []
+    jobs = []
+    for sp in ("train", "test"):
+        samples = [(oi, ri) for oi, o in enumerate(objects) if o["split"] == sp for ri in range(len(rotations))]
+        for k in range(0, len(samples), config.shard_size):
+            jobs.append((sp, k // config.shard_size, samples[k: k + config.shard_size]))
+    total = sum(len(j[2]) for j in jobs)
+    bar = tqdm(total=total, desc="render", unit="sample", disable=not progress)
+    for j, (sp, k, samples) in enumerate(jobs):
+        rel = f"shards/{sp}-{k:03d}.npz"
+        path = os.path.join(out_dir, rel)
+        if not _shard_ok(path, samples):
+            n, G = len(samples), config.grasps
+            depth = np.zeros((n, config.views, config.size, config.size), np.float32)
+            grasps = np.zeros((n, G, num_i), np.float32)
+            mask = np.zeros((n, G), bool)
+            for s, (oi, ri) in enumerate(samples):
+                name, R = names[oi], rotations[ri]
+                t0 = time.perf_counter()
+                depth[s] = render_sample(meshes[name], R, cameras)
+                if np.any(depth[s][:, [0, -1], :] > 0) or np.any(depth[s][:, :, [0, -1]] > 0):
+                    log.warning("%s (rotation %d) touches the image border: pass a larger --camera-distance",
+                                name, ri)
+                stats["render_s"] += time.perf_counter() - t0
+                stats["samples_rendered"] += 1
+                c = gts[name]["configs"]
+                grasps[s, : len(c)] = rotate_config(c, R)
+                mask[s, : len(c)] = True
+                bar.update(1)
+            oi_arr = np.array([o for o, _ in samples], np.int32)
+            ri_arr = np.array([r for _, r in samples], np.int32)
+            _write_npz(path, depth=depth, object_index=oi_arr, rotation_index=ri_arr,
+                       R_aug=rotations[ri_arr].astype(np.float32), grasps=grasps, grasp_mask=mask)
+        else:
+            bar.update(len(samples))
+        shards.append({"file": rel, "split": sp, "count": len(samples)})
+        if callback is not None:
+            callback("shard", j)
+    bar.close()
+
+    manifest = {
+        "schema": SCHEMA,
+        "hand": config.hand,
+        "num_views": config.views,
+        "height": config.size,
+        "width": config.size,
+        "intrinsics": np.asarray(cameras.K, np.float64).tolist(),
+        "T_object_camera": np.asarray(cameras.T_object_camera, np.float64).tolist(),
+        "camera_distance": float(distance),
+        "rotations": augmentation_rotations().tolist(),
+        "objects": objects,
+        "dropped": dropped,
+        "shards": shards,
+        "config": cfg_dict,
+    }
+    _write_json(os.path.join(out_dir, "manifest.json"), manifest)
+    stats["total_s"] = time.perf_counter() - t_start
+    log.info("built %s in %.1f s (planning %.1f s, rendering %.1f s for %d samples)", out_dir, stats["total_s"],
+             stats["plan_s"], stats["render_s"], stats["samples_rendered"])
+    manifest["build_stats"] = stats  # returned only (timings are not part of the data)
+    return manifest
+
+
+def _shard_ok(path: str, samples: list[tuple[int, int]]) -> bool:
+    """A shard on disk holds exactly these samples (written whole, by the atomic rename)."""
+    if not os.path.exists(path):
+        return False
+    try:
+        with np.load(path) as z:
+            return (z["object_index"].tolist() == [o for o, _ in samples]
+                    and z["rotation_index"].tolist() == [r for _, r in samples])
+    except (OSError, ValueError, KeyError):
+        return False

@@ -1,0 +1,87 @@
+"""The planner's entry points: :func:`plan` and :func:`plan_grasps` (fixed-step or anytime).
+
+A fixed-step call runs one round of the engine (:mod:`jaxgrasp.planning.engine`) from the starts,
+evaluates every start exactly into an :class:`~jaxgrasp.planning.engine.Archive`, squeezes the best
+(and refines them with ``schedule.refine_steps``); a call with a ``time_budget`` runs the anytime
+loop (:mod:`jaxgrasp.planning.anytime`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable
+
+import jax
+import numpy as np
+
+from jaxgrasp.hand.model import HandModel, load_hand
+from jaxgrasp.planning.anytime import plan_anytime
+from jaxgrasp.planning.engine import Archive
+from jaxgrasp.planning.planner import (
+    GraspResult,
+    archive_results,
+    as_object,
+    evaluate_starts,
+    make_scene,
+    optimize,
+    refine,
+    squeeze_archive,
+    start_configs,
+)
+from jaxgrasp.planning.settings import PlanConfig, with_starts
+
+log = logging.getLogger(__name__)
+
+
+def plan_grasps(mesh, hand: str | HandModel = "shadow", *, num_grasps: int = 1, config: PlanConfig | None = None,
+                units: str = "m", progress: Callable[[int, dict], None] | None = None,
+                time_budget: float | None = None) -> list[GraspResult]:
+    """Plan grasps of a raw triangle mesh with the differentiable loss (paper VI.A).
+
+    Args:
+        mesh: a mesh file path, a ``trimesh.Trimesh`` or a loaded object (``load_object``'s
+            ``(Object, LoadReport)`` or an ``Object``), in any frame; ``units`` scales files.
+        hand: a bundled hand name, a hand file, or a loaded :class:`HandModel`.
+        num_grasps: how many grasps to return (from distinct starts, best first).
+        config: planner settings (:class:`PlanConfig`); ``num_starts`` is raised to
+            ``num_grasps`` if smaller.
+        units: unit of the mesh coordinates ("m", "cm", "mm") for paths and trimesh meshes.
+        progress: called as ``progress(step, terms)`` after every chunk of steps.
+        time_budget: anytime planning (:mod:`jaxgrasp.planning.anytime`): seconds of wall-clock time for
+            the whole call (set-up, compilation on the first call with new shapes, steps,
+            evaluation); rounds from new starts run until it is spent. None: one round of
+            ``schedule.steps``, every start evaluated, the best squeezed (and refined).
+
+    Returns:
+        ``num_grasps`` :class:`GraspResult` in the mesh's input frame: valid grasps first by
+        exact Q1, then the others by penetration. ``metrics`` add ``time_to_first_valid_s``
+        (from the call's start to the end of the evaluation that first found a valid grasp;
+        None if none), ``steps_to_first_valid`` and ``evaluations`` (and with a budget
+        ``steps``). A squeezed grasp's ``metrics`` have ``"squeezed": True``.
+    """
+    cfg = with_starts(config or PlanConfig(), num_grasps)
+    t0 = time.perf_counter()
+    hand_model = hand if isinstance(hand, HandModel) else load_hand(hand)
+    obj, report, tm = as_object(mesh, units=units)
+    scene = make_scene(obj, tm, cfg, dtype=hand_model.body_pos.dtype)
+    if time_budget is not None:
+        if not time_budget > 0:
+            raise ValueError(f"time_budget must be > 0 seconds (or None), got {time_budget}")
+        return plan_anytime(hand_model, obj, report, tm, scene, cfg, num_grasps, time_budget, t0, progress)
+    archive = Archive(t0)
+    x0 = start_configs(hand_model, obj, cfg, jax.random.PRNGKey(cfg.seed))
+    log.info("optimizing %d starts for %d steps (the first call with new shapes compiles)",
+             cfg.shapes.num_starts, cfg.schedule.steps)
+    x, _ = optimize(hand_model, scene, x0, cfg, progress=progress)
+    evaluate_starts(hand_model, obj, tm, np.asarray(x), cfg, archive)
+    squeeze_archive(hand_model, obj, tm, scene, [k for k, _ in archive.ranked()], cfg, archive)
+    refine(hand_model, obj, tm, scene, [k for k, _ in archive.ranked()[:num_grasps]], cfg, archive)
+    return archive_results(hand_model, obj, report, tm, archive, num_grasps, cfg, t0)
+
+
+def plan(mesh, hand: str | HandModel = "shadow", *, config: PlanConfig | None = None, units: str = "m",
+         progress: Callable[[int, dict], None] | None = None, time_budget: float | None = None) -> GraspResult:
+    """The best grasp of a raw triangle mesh (see :func:`plan_grasps` for the arguments)."""
+    return plan_grasps(mesh, hand, num_grasps=1, config=config, units=units, progress=progress,
+                       time_budget=time_budget)[0]

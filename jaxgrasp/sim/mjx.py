@@ -1,0 +1,411 @@
+"""MJX batch backend of :mod:`jaxgrasp.simulate`: many grasps of one object in one rollout.
+
+:func:`simulate_grasps_mjx` (or :class:`MjxSimulator` on a built scene) runs the protocol of
+:func:`jaxgrasp.sim.simulate.simulate_scene` for a batch of grasps of ONE object and hand: every
+(grasp, direction) pair is one rollout, all rollouts advance together in one jitted, vmapped
+``mujoco.mjx`` loop (a ``while_loop`` over time steps that ends when every rollout has failed or
+the push is over). Same scene builder (:func:`jaxgrasp.sim.scene.build_scene`), same
+:class:`~jaxgrasp.sim.simulate.SimConfig`, same schedule: ramp the position targets from the grasp to
+the squeeze angles over ``squeeze_time``, hold ``settle_time``, push (or tilt gravity) for
+``duration``, check the object's pose every 0.1 s against its pose at the grasp, a rollout fails
+at its first failing check. The initial-penetration test runs on the host in C MuJoCo on the
+same model (a grasp over the limit never reaches MJX). Grasps differ only in the pose of the
+hand's root body (``body_pos``/``body_quat``, replaced per rollout in the MJX model, the root
+being welded to the world) and in the joint angles and actuator targets.
+
+MJX (``mujoco-mjx``, the JAX implementation, ``impl="jax"``) against the C engine, for this scene:
+
+* **cylinders**: MJX has no cylinder-box or cylinder-mesh collision (the Shadow Hand's four
+  knuckles are cylinders), so :func:`build_mjx_scene` turns every cylinder into a 16-sided convex
+  prism of the same pose, height and cross-section area (its surface within +0.12 / -0.06 mm of
+  the cylinder's for the knuckles' 9 mm radius; same mass and inertia). Spheres, capsules,
+  boxes and the object's convex mesh pieces are supported as they are.
+* **contacts**: MJX evaluates every candidate geom pair at every step (no runtime broad phase) and
+  emits a fixed number of contacts per pair (capsule-mesh 2, box/mesh-mesh 4, repeated at one
+  point when the collider finds fewer: the palm box against the sphere gives 4 copies of one
+  contact; C MuJoCo 4.0 emits what its multi-contact convex collider finds), so contact points
+  differ from the C engine's even where the geometry is the same. ``max_contact_points``
+  (:data:`MAX_CONTACTS`, a custom numeric in the model) keeps only the deepest contacts; it is
+  exact while fewer contacts penetrate (contacts beyond the margin exert no force), and a grasp
+  that reaches it is reported (a warning; ``contacts_capped`` in :meth:`MjxSimulator.run`).
+* **solver**: elliptic cones, ``condim`` 4, ``impratio``, implicit-fast integrator, Newton solver,
+  ``solref``/``solimp`` and the iteration counts carry over; ``noslip_iterations`` (2 in the
+  scene) does not: MJX has no noslip solver, so slip at the contacts is resolved only by the main
+  solver's soft cone. Precision is JAX's: float32, or float64 with ``jax_enable_x64`` (C: float64).
+* **cost**: MJX collides all candidate geom pairs every step (248 for the Shadow Hand and a
+  one-piece object, 30 collision functions to compile) and its Newton step on elliptic cones
+  builds a dense ``nefc x nefc`` matrix (4 rows per contact), which ``max_contact_points``
+  bounds. The cost is linear in the batch; on a CPU the C engine is several hundred times
+  faster (``benchmarks/simulate.py``; measurements: docs/decisions.md, "MJX backend").
+* **CPU deadlock workaround**: on the CPU backend the rollout is traced with MJX's Cholesky
+  factorizations in plain XLA ops (:class:`_xla_cholesky`): jaxlib 0.10.2's batched LAPACK
+  kernels deadlock on a 2-thread pool (docs/decisions.md, "No LAPACK calls").
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+
+import mujoco
+import numpy as np
+
+from jaxgrasp.sim.scene import (
+    Scene,
+    build_scene,
+    convex_pieces,
+    ctrl_for,
+    penetrations,
+    squeeze_angles,
+)
+
+__all__ = ["CYLINDER_SIDES", "MAX_CONTACTS", "MjxSimulator", "build_mjx_scene", "mjx_available",
+           "simulate_grasps_mjx"]
+
+CYLINDER_SIDES = 16  # sides of the prism that replaces a cylinder geom
+MAX_CONTACTS = 32  # MJX max_contact_points: deepest contacts kept per step
+
+
+def mjx_available() -> bool:
+    """True when ``mujoco.mjx`` (package ``mujoco-mjx``) imports."""
+    try:
+        from mujoco import mjx  # noqa: F401
+    except Exception:  # ImportError, or an mjx built for another mujoco
+        return False
+    return True
+
+
+def build_mjx_scene(hand, pieces, T_world_palm, center_of_mass, cfg, *, max_contacts: int = MAX_CONTACTS) -> Scene:
+    """:func:`jaxgrasp.sim.scene.build_scene` with what MJX needs: cylinders as prisms
+    (:data:`CYLINDER_SIDES`) and ``max_contact_points``. The C engine runs this model too."""
+    return build_scene(hand, pieces, T_world_palm, center_of_mass, cfg, cylinder_sides=CYLINDER_SIDES,
+                       numeric={"max_contact_points": int(max_contacts)})
+
+
+def _cho_factor(a, lower: bool = False, **_kw):
+    """Cholesky factor in plain XLA ops (``jax.scipy.linalg.cho_factor``'s result, zeros in the
+    other triangle), batched over leading axes: ``a = L L^T``, column by column."""
+    import jax
+    import jax.numpy as jnp
+
+    n = a.shape[-1]
+    idx = jnp.arange(n)
+
+    def column(j, L):
+        row = L[..., j, :]  # L[j, :j] (later columns still zero)
+        ljj = jnp.sqrt(a[..., j, j] - jnp.sum(row * row, -1))
+        col = (a[..., :, j] - jnp.einsum("...ik,...k->...i", L, row)) / ljj[..., None]
+        col = jnp.where(idx > j, col, jnp.where(idx == j, ljj[..., None], 0.0))
+        return L.at[..., :, j].set(col)
+
+    L = jax.lax.fori_loop(0, n, column, jnp.zeros_like(a))
+    return (L if lower else jnp.swapaxes(L, -1, -2)), lower
+
+
+def _cho_solve(c_and_lower, b, **_kw):
+    """``jax.scipy.linalg.cho_solve`` by forward and back substitution in plain XLA ops."""
+    import jax
+    import jax.numpy as jnp
+
+    c, lower = c_and_lower
+    L = c if lower else jnp.swapaxes(c, -1, -2)
+    vec = b.ndim == L.ndim - 1
+    x = b[..., None] if vec else b  # (..., n, k)
+    n = L.shape[-1]
+
+    def fwd(i, y):  # L y = b
+        yi = (x[..., i, :] - jnp.einsum("...k,...kr->...r", L[..., i, :], y)) / L[..., i, i][..., None]
+        return y.at[..., i, :].set(yi)
+
+    def bwd(t, z):  # L^T z = y
+        i = n - 1 - t
+        zi = (y[..., i, :] - jnp.einsum("...k,...kr->...r", L[..., :, i], z)) / L[..., i, i][..., None]
+        return z.at[..., i, :].set(zi)
+
+    y = jax.lax.fori_loop(0, n, fwd, jnp.zeros_like(x))
+    z = jax.lax.fori_loop(0, n, bwd, jnp.zeros_like(x))
+    return z[..., 0] if vec else z
+
+
+class _xla_cholesky:
+    """While tracing MJX on the CPU backend, route ``jax.scipy.linalg.cho_factor``/``cho_solve``
+    (MJX's mass-matrix, implicit-integrator and Newton factorizations) to :func:`_cho_factor` /
+    :func:`_cho_solve`. jaxlib 0.10's CPU LAPACK kernels split a batched factorization over XLA's
+    intra-op thread pool and block a pool thread until its pieces finish; two such kernels at once
+    on a 2-thread pool wait on each other forever (diagnosis: docs/decisions.md, "No LAPACK
+    calls"). Plain XLA ops cannot deadlock."""
+
+    def __init__(self, active: bool):
+        self.active = active
+
+    def __enter__(self):
+        if self.active:
+            import jax.scipy.linalg as jsl
+
+            self.saved = jsl.cho_factor, jsl.cho_solve
+            jsl.cho_factor, jsl.cho_solve = _cho_factor, _cho_solve
+        return self
+
+    def __exit__(self, *exc):
+        if self.active:
+            import jax.scipy.linalg as jsl
+
+            jsl.cho_factor, jsl.cho_solve = self.saved
+        return False
+
+
+def _schedule(cfg) -> tuple[int, int, int, int]:
+    from jaxgrasp.sim.simulate import _CHECK_EVERY
+
+    n_ramp = max(int(round(cfg.squeeze_time / cfg.timestep)), 1)
+    n_settle = int(round(cfg.settle_time / cfg.timestep))
+    n_check = max(int(round(_CHECK_EVERY / cfg.timestep)), 1)
+    n_push = int(round(cfg.duration / cfg.timestep))
+    return n_ramp, n_settle, n_check, n_push
+
+
+class MjxSimulator:
+    """The protocol's rollouts for one scene (one hand, one object) in MJX, compiled once per
+    batch size and reused for any number of grasps.
+
+    Args:
+        scene: from :func:`build_mjx_scene` (its root pose is replaced per grasp).
+        hand: the :class:`jaxgrasp.hand.model.HandModel` of the scene (root body name).
+        cfg: :class:`jaxgrasp.sim.simulate.SimConfig`.
+        batch_size: grasps per call of the compiled rollout (6 rollouts each); fewer are padded.
+        compiler_options: XLA options for the rollout's compilation (e.g.
+            ``{"xla_backend_optimization_level": 0}``: faster to compile, slower to run).
+    """
+
+    def __init__(self, scene: Scene, hand, cfg, *, batch_size: int = 8, compiler_options: dict | None = None):
+        import jax
+        from mujoco import mjx
+
+        self.scene, self.hand, self.cfg = scene, hand, cfg
+        self.batch_size = int(batch_size)
+        m = scene.model
+        self.root = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, hand.body_names[0])
+        d = mujoco.MjData(m)
+        mujoco.mj_kinematics(m, d)
+        parent = int(m.body_parentid[self.root])  # welded chain: its pose does not depend on qpos
+        self.T_world_parent = np.eye(4)
+        self.T_world_parent[:3, :3] = d.xmat[parent].reshape(3, 3)
+        self.T_world_parent[:3, 3] = d.xpos[parent]
+        self.x0 = np.zeros(7)
+        self.x0[:3] = m.body_pos[scene.object_body]
+        self.x0[3] = 1.0
+        cid = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_NUMERIC, "max_contact_points")
+        self.max_contacts = int(m.numeric_data[m.numeric_adr[cid]]) if cid >= 0 else -1
+        self.mx = mjx.put_model(m)
+        self.d0 = mjx.make_data(m)
+        self.dtype = self.mx.body_pos.dtype
+        self.compile_s = 0.0  # seconds spent compiling the rollout (on the first batch)
+        self._exec = None
+        self._rollout = jax.jit(self._rollout_impl, compiler_options=compiler_options)
+
+    # -- host side ------------------------------------------------------------------------------
+
+    def root_pose(self, T_world_palm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(pos (3,), quat (4,))`` of the root body in its parent for a palm pose (as build_scene)."""
+        T = np.linalg.inv(self.T_world_parent) @ np.asarray(T_world_palm, np.float64)
+        quat = np.zeros(4)
+        mujoco.mju_mat2Quat(quat, np.ascontiguousarray(T[:3, :3]).flatten())
+        return T[:3, 3].copy(), quat
+
+    def initial_state(self, T_world_palm, q_grasp) -> dict:
+        """C MuJoCo at the grasp: penetrations, contacts and the object's initial pose."""
+        m, s = self.scene.model, self.scene
+        pos0, quat0 = m.body_pos[self.root].copy(), m.body_quat[self.root].copy()
+        m.body_pos[self.root], m.body_quat[self.root] = self.root_pose(T_world_palm)
+        try:
+            d = mujoco.MjData(m)
+            d.qpos[s.hand_qadr] = q_grasp
+            d.qpos[s.object_qadr:s.object_qadr + 7] = self.x0
+            d.ctrl[:] = ctrl_for(s, q_grasp)
+            mujoco.mj_forward(m, d)
+            ho, hh, n = penetrations(s, d)
+            return {"ho": ho, "hh": hh, "ncon": n, "qpos": d.qpos.copy(),
+                    "p0": d.xipos[s.object_body].copy(), "q0": d.xquat[s.object_body].copy()}
+        finally:
+            m.body_pos[self.root], m.body_quat[self.root] = pos0, quat0
+
+    def run(self, palms, q_grasps, q_squeezes, *, progress=None) -> list[dict]:
+        """Simulate grasps ``i``: palm pose ``palms[i] (4, 4)``, joint angles ``q_grasps[i] (J,)``,
+        squeeze targets ``q_squeezes[i] (J,)``. Returns :func:`simulate_scene`'s dicts, plus
+        ``contacts_capped``. ``progress(n)`` is called after each batch with its grasp count."""
+        from jaxgrasp.sim.simulate import DIRECTIONS, DirectionResult, failure_reason, verdict
+
+        cfg = self.cfg
+        out, jobs = [], []
+        for i, (T, q, qs) in enumerate(zip(palms, q_grasps, q_squeezes)):
+            st = self.initial_state(T, q)
+            r = {"initial_penetration_mm": st["ho"] * 1e3, "self_penetration_mm": st["hh"] * 1e3,
+                 "initial_contacts": st["ncon"], "directions": [], "contacts_capped": False}
+            if st["ho"] > cfg.max_initial_penetration:
+                r.update(success=False, reason="initial_penetration")
+            else:
+                jobs.append((i, T, q, qs, st))
+            out.append(r)
+        B = self.batch_size
+        for b in range(0, len(jobs), B):
+            chunk = jobs[b:b + B]
+            res = self._run_chunk(chunk + [chunk[-1]] * (B - len(chunk)))
+            for k, (i, *_rest) in enumerate(chunk):
+                r, reason = out[i], "ok"
+                for j, (name, _u) in enumerate(DIRECTIONS):
+                    wd, wr, ok, nc = (float(res[0][k, j]), float(res[1][k, j]), bool(res[2][k, j]), int(res[3][k, j]))
+                    r["contacts_capped"] |= self.max_contacts > 0 and nc >= self.max_contacts
+                    r["directions"].append(DirectionResult(name, wd * 1e3, wr, ok))
+                    if not ok:
+                        reason = failure_reason(name, wd, cfg)
+                        if cfg.stop_on_failure:
+                            break
+                success, reason = verdict(r["directions"], reason)
+                r.update(success=success, reason=reason)
+            if progress is not None:
+                progress(len(chunk))
+        return out
+
+    def _run_chunk(self, jobs) -> tuple[np.ndarray, ...]:
+        from jaxgrasp.sim.simulate import DIRECTIONS
+
+        cfg, s = self.cfg, self.scene
+        dirs = np.array([u for _, u in DIRECTIONS], np.float64)  # (6, 3)
+        rows = {k: [] for k in ("rp", "rq", "qpos", "cg", "cs", "f", "g", "p0", "q0")}
+        for _i, T, q, qs, st in jobs:
+            rp, rq = self.root_pose(T)
+            cg, cs = ctrl_for(s, q), ctrl_for(s, qs)
+            for u in dirs:
+                push = cfg.force_per_kg * s.mass * u if cfg.protocol == "dexgraspbench" else np.zeros(3)
+                grav = cfg.gravity * u if cfg.protocol == "gravity6" else np.zeros(3)
+                for k, v in zip(rows, (rp, rq, st["qpos"], cg, cs, push, grav, st["p0"], st["q0"])):
+                    rows[k].append(v)
+        args = [np.asarray(rows[k], self.dtype) for k in rows]
+        if self._exec is None:  # compile ahead of time, so that its time is known on its own
+            t0 = time.perf_counter()
+            import jax
+
+            with _xla_cholesky(jax.default_backend() == "cpu"):
+                lowered = self._rollout.lower(*args)
+            self._exec = lowered.compile()
+            self.compile_s = time.perf_counter() - t0
+        res = [np.asarray(x) for x in self._exec(*args)]
+        n = len(jobs)
+        return tuple(x.reshape(n, len(DIRECTIONS)) for x in res)
+
+    # -- device side ----------------------------------------------------------------------------
+
+    def _rollout_impl(self, rp, rq, qpos, cg, cs, push, grav, p0, q0):
+        """Rollouts ``r`` (leading axis): root pose, initial qpos, grasp/squeeze controls, push
+        force, push gravity, object's initial centre of mass and orientation. Returns the worst
+        displacement [m], worst rotation [deg], success and most penetrating contacts, each ``(R,)``."""
+        import jax
+        import jax.numpy as jnp
+        from mujoco import mjx
+
+        cfg, mx, obj, root = self.cfg, self.mx, self.scene.object_body, self.root
+        n_ramp, n_settle, n_check, n_push = _schedule(cfg)
+        pre, total = n_ramp + n_settle, n_ramp + n_settle + n_push
+        R = qpos.shape[0]
+        zero = jnp.zeros((), self.dtype)
+
+        def step(d, k, rp, rq, cg, cs, push, grav):
+            on = k >= pre
+            ctrl = cg + (cs - cg) * (jnp.minimum(k + 1, n_ramp).astype(self.dtype) / n_ramp)
+            m = mx.tree_replace({"body_pos": mx.body_pos.at[root].set(rp), "body_quat": mx.body_quat.at[root].set(rq),
+                                 "opt.gravity": jnp.where(on, grav, zero)})
+            d = d.replace(ctrl=ctrl, xfrc_applied=d.xfrc_applied.at[obj, :3].set(jnp.where(on, push, zero)))
+            return mjx.step(m, d)
+
+        def check(d, p0, q0):
+            dist = jnp.linalg.norm(d.xipos[obj] - p0)
+            dot = jnp.minimum(jnp.abs(jnp.dot(d.xquat[obj], q0)), 1.0)
+            return dist, jnp.degrees(2.0 * jnp.arccos(dot)), jnp.all(jnp.isfinite(d.qpos))
+
+        def body(state):
+            d, k, wd, wr, alive, nc = state
+            d = jax.vmap(step, in_axes=(0, None, 0, 0, 0, 0, 0, 0))(d, k, rp, rq, cg, cs, push, grav)
+            j = k - pre + 1  # push steps done
+            is_check = (j >= 1) & ((j % n_check == 0) | (j == n_push))
+            dist, rot, finite = jax.vmap(check)(d, p0, q0)
+            upd = alive & is_check
+            wd = jnp.where(upd & (dist > wd), dist, wd)  # as Python's max(worst, dist): NaN keeps worst
+            wr = jnp.where(upd & (rot > wr), rot, wr)
+            fail = (dist >= cfg.max_translation) | (rot >= cfg.max_rotation_deg) | ~finite
+            alive = alive & ~(is_check & fail)
+            nc = jnp.maximum(nc, (d._impl.contact.dist < 0).sum(axis=-1, dtype=jnp.int32))
+            return d, k + 1, wd, wr, alive, nc
+
+        def cond(state):
+            k, alive = state[1], state[4]
+            return (k < total) & ((k < pre) | jnp.any(alive))
+
+        d = jax.vmap(lambda q, c: self.d0.replace(qpos=q, ctrl=c))(qpos, cg)
+        state = (d, jnp.int32(0), jnp.zeros(R, self.dtype), jnp.zeros(R, self.dtype), jnp.ones(R, bool),
+                 jnp.zeros(R, jnp.int32))
+        _, _, wd, wr, alive, nc = jax.lax.while_loop(cond, body, state)
+        return wd, wr, alive, nc
+
+
+def simulate_grasps_mjx(grasps: list[dict], config=None, *, hand=None, object_mesh=None, batch_size: int = 8,
+                        progress=None) -> list:
+    """Simulate grasps of one object and hand with :class:`MjxSimulator` (see the module docstring).
+
+    Args:
+        grasps: grasp dicts (``jaxgrasp.grasp/1``) that share ``object.file``, its scale and
+            centre of mass, and the hand.
+        config: :class:`jaxgrasp.sim.simulate.SimConfig`.
+        hand: a loaded hand to reuse (default: the grasps' ``hand.file``).
+        object_mesh: the object mesh (default: read from ``object.file``).
+        batch_size: grasps per compiled rollout call.
+        progress: called with the number of grasps finished after each batch.
+
+    Returns:
+        :class:`jaxgrasp.sim.simulate.SimResult` per grasp, in order (``wall_s``: the batch's time
+        shared equally, compilation included).
+    """
+    from jaxgrasp.hand.model import load_hand
+    from jaxgrasp.sim.simulate import SimConfig, SimResult, object_mesh_of
+
+    cfg = config or SimConfig()
+    if not grasps:
+        return []
+    t0 = time.perf_counter()
+    g0 = grasps[0]
+    key = [(g["object"]["file"], g["object"].get("units_scale", 1.0), tuple(g["object"].get("center_of_mass", ())),
+            g["hand"]["name"]) for g in grasps]
+    if len(set(key)) != 1:
+        raise ValueError("simulate_grasps_mjx: the grasps must share the object (file, scale, centre of mass) and hand")
+    if hand is None:
+        hand = load_hand(g0["hand"]["file"]) if Path(g0["hand"]["file"]).is_file() else load_hand(g0["hand"]["name"])
+    mesh = object_mesh if object_mesh is not None else object_mesh_of(g0)
+    qs = []
+    for g in grasps:
+        missing = [n for n in hand.joint_names if n not in g["joint_angles"]]
+        if missing:
+            raise ValueError(f"grasp lacks joint angles for {missing} of hand {hand.name}")
+        qs.append(np.array([g["joint_angles"][n] for n in hand.joint_names], np.float64))
+    palms = [np.asarray(g["palm_pose"]["matrix"], np.float64) for g in grasps]
+    pieces = convex_pieces(mesh, threshold=cfg.coacd_threshold, max_pieces=cfg.max_pieces)
+    com = np.asarray(g0["object"].get("center_of_mass", mesh.center_mass), np.float64)
+    scene = build_mjx_scene(hand, pieces, palms[0], com, cfg)
+    sim = MjxSimulator(scene, hand, cfg, batch_size=min(batch_size, len(grasps)))
+    res = sim.run(palms, qs, [squeeze_angles(hand, q, cfg.squeeze) for q in qs], progress=progress)
+    wall = (time.perf_counter() - t0) / len(grasps)
+    capped = sum(r["contacts_capped"] for r in res)
+    if capped:
+        warnings.warn(f"MJX: {capped} grasp(s) reached max_contact_points={sim.max_contacts} penetrating contacts "
+                      "(deeper contacts beyond it were dropped); raise MAX_CONTACTS", stacklevel=2)
+    out = []
+    for g, r in zip(grasps, res):
+        pen = g.get("metrics", {}).get("penetration_mm")
+        out.append(SimResult(success=bool(r["success"]), reason=r["reason"],
+                             initial_penetration_mm=float(r["initial_penetration_mm"]),
+                             self_penetration_mm=float(r["self_penetration_mm"]),
+                             initial_contacts=int(r["initial_contacts"]), directions=tuple(r["directions"]),
+                             num_pieces=scene.num_pieces, grasp_file=g.get("_source", ""),
+                             object_file=str(g["object"]["file"]),
+                             planner_penetration_mm=None if pen is None else float(pen), wall_s=wall))
+    return out
+

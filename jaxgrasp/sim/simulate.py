@@ -1,0 +1,581 @@
+"""Grasp success in physics simulation (MuJoCo): the DexGraspBench protocol on grasp JSON files.
+
+``python -m jaxgrasp.simulate GRASP_JSON_OR_FOLDER... [--protocol dexgraspbench|gravity6]
+[--backend mujoco|mjx|auto] [--out FILE]``
+or :func:`simulate_grasp` / :func:`simulate_many` from Python.
+
+Scene (:mod:`jaxgrasp.sim.scene`: built with ``mujoco.MjSpec`` from the hand's own MJCF or URDF,
+:func:`build_scene`):
+
+* **hand**: the hand file as written (joint equalities, tendons, contact exclusions kept); its root
+  body is *fixed* at the grasp's palm pose (the grasp JSON's ``palm_pose`` places the root body in
+  the object's input frame, which is the simulation's world frame). Joints driven by the file's
+  position actuators, or, for a hand without actuators, one added position actuator per
+  independent joint (``SimConfig.kp``). Hand bodies are gravity compensated.
+* **object**: a free body at its centre of mass, made of convex pieces: the mesh itself when it
+  is convex, else a CoACD convex decomposition (cached under ``$JAXGRASP_CACHE`` or
+  ``~/.cache/jaxgrasp/coacd``, keyed by a hash of the mesh and the settings), or its convex hull
+  with a warning when ``coacd`` is not installed. Mass ``SimConfig.object_mass`` (100 g as in
+  DexGraspBench) or ``SimConfig.object_density``.
+* **contact**: elliptic friction cones, ``condim 4`` (sliding ``mu`` 0.6, torsional 0.02),
+  ``impratio 10``, ``noslip_iterations 2``, implicit-fast integrator, ``dt = 4 ms`` and stiff
+  contacts (``solref 0.005 1``, ``solimp 0.5 0.99 0.0001``): DexGraspBench's settings
+  (JYChen18/DexGraspBench ``src/util/hand_util.py``, ``config/task/eval.yaml``).
+
+Protocol (:func:`simulate_scene`), DexGraspBench's ``fc_mocap`` evaluation:
+
+1. Place the hand at the grasp (joint angles as in the JSON), the object at rest. The initial
+   penetration is the deepest hand-object contact MuJoCo reports (``-dist``); over
+   ``max_initial_penetration`` (1 cm) the grasp fails outright.
+2. For each of the six directions +x, -x, +y, -y, +z, -z in turn, from that same initial state:
+   squeeze (the position targets move from the grasp angles to the squeeze angles over
+   ``squeeze_time``, then hold for ``settle_time``); then push the object's centre of mass with
+   ``force_per_kg`` newtons per kilogram of its mass along the direction for ``duration``
+   (2 s), gravity off (DexGraspBench disables gravity). The object's displacement (centre of mass) and rotation are
+   measured from its initial pose (before the squeeze, as DexGraspBench), every 0.1 s.
+3. Success: displacement < ``max_translation`` (5 cm) and rotation < ``max_rotation_deg`` (15 deg)
+   throughout all six directions. With ``stop_on_failure`` (default, as DexGraspBench) the first
+   failing direction ends the test.
+
+``protocol="gravity6"`` is DexGraspNet's variant: no external force, gravity (``gravity``) along
+each of the six directions in turn, same durations and thresholds.
+
+The force: DexGraspBench's code applies ``10 * obj_mass`` newtons (``fc_mocap.py``:
+``xfrc_applied = 10 * direction * obj_mass``), i.e. 10 N/kg, about 1x the object's weight;
+``force_per_kg=10`` (the default) reproduces it, so rates compare with BODex / DexGraspNet
+numbers measured with DexGraspBench. ``force_per_kg=98.1`` (CLI
+``--force-weights 10``) is the stricter 10x-weight test; the experiments report both
+(docs/decisions.md, "DexGraspBench's protocol and force").
+Actuator gain: DexGraspBench raised the Shadow Hand's position gain from 1 to 5 (its README);
+``kp=5`` (the default) does the same for every actuator of the hand file, ``kp=None`` keeps the
+file's gains.
+
+Squeeze: the squeeze target moves each independent joint by ``squeeze`` (a fraction of its range)
+in its *closing* direction, the direction that moves the hand's contact candidates (pads) along
+their outward normals at the grasp configuration (:func:`closing_signs`; joints whose pads move
+sideways, like finger spread, are not squeezed). A squeeze that large cannot close fingers that
+are far from the object onto it, so a grasp without contact still fails.
+
+Initial penetration, MuJoCo against the planner: MuJoCo measures the hand's real collision geoms
+(true capsules, spheres, boxes) against the object's convex pieces; the planner's exact evaluation
+measures its *annotation* of the hand (surface samples of tessellated primitives, link hulls)
+against the full mesh. So MuJoCo's value reads deeper: tessellated capsules and spheres lie
+slightly inside the true ones, box corners can fall between samples, and convex pieces stand out
+of a scan (measurements: docs/decisions.md, "MuJoCo's initial penetration reads deeper").
+
+MJX (``--backend mjx``, :mod:`jaxgrasp.sim.mjx`): the grasps of one object batched in one
+jitted, vmapped ``mujoco.mjx`` rollout (six rollouts per grasp), same scene builder, settings and
+schedule; ``--backend auto`` (the CLI default) uses it only when JAX runs on a GPU/TPU and an
+object has several grasps, else this module's C loop. MJX comes from ``mujoco-mjx`` 3.17.0 (the
+newest on PyPI; none exists for MuJoCo 4.0, and 3.17.0 requires ``mujoco>=3.17`` and runs with the
+installed 4.0.0), installed by the ``test`` and ``mjx`` extras. Differences from the C engine
+(details in :mod:`jaxgrasp.sim.mjx`): the Shadow Hand's cylinder knuckles become 16-sided
+prisms (MJX has no cylinder-box/mesh collision), no noslip pass, MJX's own contact points (several
+per box-mesh and capsule-mesh pair), at most 32 penetrating contacts kept (reported when reached),
+JAX's precision (float32 unless ``jax_enable_x64``). ``tests/test_simulate.py`` checks both engines
+on the enclosing sphere grasp and a far grasp (0.2 s pushes, float64): same outcome and reason.
+On a CPU, MJX is several hundred times slower than the C loop, which is why ``auto`` keeps the C
+loop there (``benchmarks/simulate.py``; measurements: docs/decisions.md, "MJX backend").
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import mujoco
+import numpy as np
+import trimesh
+
+from jaxgrasp.sim.scene import (
+    Scene,
+    build_scene,
+    closing_signs,
+    convex_pieces,
+    ctrl_for,
+    penetrations,
+    squeeze_angles,
+)
+
+__all__ = [
+    "DIRECTIONS", "DirectionResult", "Scene", "SimConfig", "SimResult", "build_scene", "closing_signs",
+    "collect_grasp_files", "convex_pieces", "main", "object_mesh_of", "read_grasps", "simulate_grasp",
+    "simulate_many", "simulate_scene", "squeeze_angles", "summary_table",
+]
+
+DIRECTIONS = (("+x", (1, 0, 0)), ("-x", (-1, 0, 0)), ("+y", (0, 1, 0)), ("-y", (0, -1, 0)),
+              ("+z", (0, 0, 1)), ("-z", (0, 0, -1)))
+_CHECK_EVERY = 0.1  # seconds between pose checks during a direction's push
+
+
+@dataclasses.dataclass(frozen=True)
+class SimConfig:
+    """Simulation settings (SI units).
+
+    Attributes:
+        protocol: ``"dexgraspbench"`` (external force, gravity off) or ``"gravity6"`` (DexGraspNet:
+            gravity along each direction, no external force).
+        force_per_kg: external force per kilogram of object mass [N/kg] (dexgraspbench; 10 as
+            DexGraspBench, about 1x the weight; 98.1 for 10x the weight).
+        gravity: ``g`` [m/s^2] (the gravity of the gravity6 protocol).
+        duration: seconds per direction.
+        max_translation: success threshold on the centre-of-mass displacement [m].
+        max_rotation_deg: success threshold on the rotation [deg].
+        max_initial_penetration: fail outright above this initial hand-object penetration [m].
+        squeeze: squeeze step per independent joint, fraction of its range, closing direction.
+        squeeze_time: seconds to ramp the position targets from the grasp to the squeeze angles.
+        settle_time: seconds holding the squeeze before the force is applied.
+        timestep: simulation step [s].
+        friction: sliding friction coefficient (every geom).
+        torsional_friction: torsional friction coefficient (``condim 4``).
+        object_mass: object mass [kg] (None: ``object_density`` times the pieces' volume).
+        object_density: [kg/m^3], used when ``object_mass`` is None.
+        kp: position gain of every actuator (5 as DexGraspBench for the Shadow Hand; None: the
+            hand file's own gains, and 5 for actuators added to a hand that has none).
+        force_limit: actuator force/torque limit (None: the hand file's own limits).
+        stop_on_failure: end the test at the first failing direction (DexGraspBench).
+        coacd_threshold: CoACD concavity threshold (smaller: more pieces).
+        max_pieces: at most this many convex pieces (CoACD ``max_convex_hull``).
+    """
+
+    protocol: str = "dexgraspbench"
+    force_per_kg: float = 10.0
+    gravity: float = 9.81
+    duration: float = 2.0
+    max_translation: float = 0.05
+    max_rotation_deg: float = 15.0
+    max_initial_penetration: float = 0.01
+    squeeze: float = 0.05
+    squeeze_time: float = 0.2
+    settle_time: float = 0.2
+    timestep: float = 0.004
+    friction: float = 0.6
+    torsional_friction: float = 0.02
+    object_mass: float | None = 0.1
+    object_density: float = 1000.0
+    kp: float | None = 5.0
+    force_limit: float | None = None
+    stop_on_failure: bool = True
+    coacd_threshold: float = 0.05
+    max_pieces: int = 32
+
+    def __post_init__(self):
+        if self.protocol not in ("dexgraspbench", "gravity6"):
+            raise ValueError(f"SimConfig.protocol must be 'dexgraspbench' or 'gravity6', got {self.protocol!r}")
+        if not (self.timestep > 0 and self.duration > 0):
+            raise ValueError("timestep and duration must be > 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class DirectionResult:
+    """One direction of the test: worst displacement [mm] and rotation [deg] seen, and success."""
+
+    name: str
+    displacement_mm: float
+    rotation_deg: float
+    success: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class SimResult:
+    """Outcome of one grasp.
+
+    Attributes:
+        success: the object stayed within the thresholds in every direction.
+        reason: ``"ok"``, ``"initial_penetration"`` or ``"moved <dir>"`` / ``"turned <dir>"``.
+        initial_penetration_mm: deepest hand-object penetration at the grasp (MuJoCo contacts
+            with the convex pieces).
+        self_penetration_mm: deepest hand-hand penetration at the grasp.
+        initial_contacts: hand-object contacts (dist <= 0) at the grasp.
+        directions: per direction run (fewer than six when the test stopped early).
+        num_pieces: convex pieces of the object.
+        grasp_file, object_file: where the grasp and the mesh came from.
+        planner_penetration_mm: the penetration the grasp file reports (planner's exact measure).
+        wall_s: seconds spent simulating.
+    """
+
+    success: bool
+    reason: str
+    initial_penetration_mm: float
+    self_penetration_mm: float
+    initial_contacts: int
+    directions: tuple[DirectionResult, ...]
+    num_pieces: int
+    grasp_file: str
+    object_file: str
+    planner_penetration_mm: float | None
+    wall_s: float
+
+    @property
+    def max_displacement_mm(self) -> float:
+        return max((d.displacement_mm for d in self.directions), default=float("nan"))
+
+    @property
+    def max_rotation_deg(self) -> float:
+        return max((d.rotation_deg for d in self.directions), default=float("nan"))
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["max_displacement_mm"] = self.max_displacement_mm
+        d["max_rotation_deg"] = self.max_rotation_deg
+        return d
+
+
+# ----------------------------------------------------------------------------------------------
+# Grasp files and objects (host side)
+# ----------------------------------------------------------------------------------------------
+
+
+def read_grasps(path: str | os.PathLike) -> list[dict]:
+    """The grasps of a file: a ``jaxgrasp.grasp/1`` file (one) or a ``jaxgrasp.plan/1`` file (its
+    list). Relative ``object.file`` paths are resolved against the file's folder when they exist
+    there. Raises ValueError for other files."""
+    from jaxgrasp.planning.grasp_io import SCHEMA, load_grasp
+
+    path = Path(path)
+    data = json.loads(path.read_text())
+    if data.get("schema") == SCHEMA:
+        grasps = [load_grasp(path)]
+    elif data.get("schema") == "jaxgrasp.plan/1":
+        grasps = list(data["grasps"])
+    else:
+        raise ValueError(f"{path}: not a jaxgrasp grasp or plan file (schema={data.get('schema')!r})")
+    for g in grasps:
+        f = Path(str(g["object"]["file"]))
+        if not f.is_absolute() and (path.parent / f).is_file():
+            g["object"]["file"] = str((path.parent / f).resolve())
+        g.setdefault("_source", str(path))
+    return grasps
+
+
+def collect_grasp_files(paths: list[str]) -> list[Path]:
+    """JSON files from files and folders (recursively, sorted)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*.json") if f.is_file())
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise FileNotFoundError(f"{p} does not exist")
+    return out
+
+
+def object_mesh_of(grasp: dict) -> trimesh.Trimesh:
+    """The grasp's object mesh in metres, in the object's input frame."""
+    spec = str(grasp["object"]["file"])
+    if spec.startswith("procedural:"):
+        from jaxgrasp.mesh.procedural import procedural_object
+
+        _, kind, seed = spec.split(":")
+        return procedural_object(int(seed), kind)
+    if not Path(spec).is_file():
+        raise FileNotFoundError(f"object mesh {spec!r} of the grasp not found (pass object_mesh=...)")
+    m = trimesh.load(spec, force="mesh", process=True)
+    m.apply_scale(float(grasp["object"].get("units_scale", 1.0)))
+    return m
+
+
+def _reset(scene: Scene, d: mujoco.MjData, q: np.ndarray, ctrl: np.ndarray, x0: np.ndarray) -> None:
+    mujoco.mj_resetData(scene.model, d)
+    d.qpos[scene.hand_qadr] = q
+    d.qpos[scene.object_qadr:scene.object_qadr + 7] = x0
+    d.ctrl[:] = ctrl
+    mujoco.mj_forward(scene.model, d)
+
+
+def _pose_change(d: mujoco.MjData, body: int, p0: np.ndarray, q0: np.ndarray) -> tuple[float, float]:
+    """Centre-of-mass displacement [m] and rotation angle [deg] of ``body`` since ``(p0, q0)``."""
+    disp = float(np.linalg.norm(d.xipos[body] - p0))
+    dot = min(abs(float(np.dot(d.xquat[body], q0))), 1.0)  # |q0 . q| > 1 only by rounding
+    return disp, float(np.degrees(2.0 * np.arccos(dot)))
+
+
+def simulate_scene(scene: Scene, q_grasp: np.ndarray, q_squeeze: np.ndarray, cfg: SimConfig) -> dict:
+    """Run the protocol (module docstring) on a built scene.
+
+    Args:
+        scene: from :func:`build_scene`.
+        q_grasp, q_squeeze: ``(J,)`` joint angles at the grasp and the squeeze target.
+        cfg: settings.
+
+    Returns:
+        ``{"success", "reason", "initial_penetration_mm", "self_penetration_mm",
+        "initial_contacts", "directions": [DirectionResult]}``.
+    """
+    m = scene.model
+    d = mujoco.MjData(m)
+    x0 = np.zeros(7)
+    x0[:3] = m.body_pos[scene.object_body]
+    x0[3] = 1.0
+    c_grasp, c_squeeze = ctrl_for(scene, q_grasp), ctrl_for(scene, q_squeeze)
+    _reset(scene, d, q_grasp, c_grasp, x0)
+    ho, hh, ncon = penetrations(scene, d)
+    out = {"initial_penetration_mm": ho * 1e3, "self_penetration_mm": hh * 1e3, "initial_contacts": ncon,
+           "directions": []}
+    if ho > cfg.max_initial_penetration:
+        return {**out, "success": False, "reason": "initial_penetration"}
+    p0, q0 = d.xipos[scene.object_body].copy(), d.xquat[scene.object_body].copy()
+    n_ramp = max(int(round(cfg.squeeze_time / cfg.timestep)), 1)
+    n_settle = int(round(cfg.settle_time / cfg.timestep))
+    n_check = max(int(round(_CHECK_EVERY / cfg.timestep)), 1)
+    n_push = int(round(cfg.duration / cfg.timestep))
+    reason = "ok"
+    for name, u in DIRECTIONS:
+        u = np.asarray(u, np.float64)
+        _reset(scene, d, q_grasp, c_grasp, x0)
+        m.opt.gravity[:] = 0.0
+        for k in range(n_ramp):
+            d.ctrl[:] = c_grasp + (c_squeeze - c_grasp) * (k + 1) / n_ramp
+            mujoco.mj_step(m, d)
+        mujoco.mj_step(m, d, nstep=n_settle) if n_settle else None
+        if cfg.protocol == "dexgraspbench":
+            d.xfrc_applied[scene.object_body, :3] = cfg.force_per_kg * scene.mass * u
+        else:
+            m.opt.gravity[:] = cfg.gravity * u
+        worst_d, worst_r, ok = 0.0, 0.0, True
+        done = 0
+        while done < n_push:
+            n = min(n_check, n_push - done)
+            mujoco.mj_step(m, d, nstep=n)
+            done += n
+            dist, rot = _pose_change(d, scene.object_body, p0, q0)
+            worst_d, worst_r = max(worst_d, dist), max(worst_r, rot)
+            if dist >= cfg.max_translation or rot >= cfg.max_rotation_deg or not np.all(np.isfinite(d.qpos)):
+                ok = False
+                break
+        d.xfrc_applied[:] = 0.0
+        m.opt.gravity[:] = 0.0
+        out["directions"].append(DirectionResult(name, worst_d * 1e3, worst_r, ok))
+        if not ok:
+            reason = failure_reason(name, worst_d, cfg)
+            if cfg.stop_on_failure:
+                break
+    success, reason = verdict(out["directions"], reason)
+    return {**out, "success": success, "reason": reason}
+
+
+def failure_reason(direction: str, displacement_m: float, cfg: SimConfig) -> str:
+    """Why a direction failed: ``"moved +x"`` past the translation limit, else ``"turned +x"``."""
+    return f"{'moved' if displacement_m >= cfg.max_translation else 'turned'} {direction}"
+
+
+def verdict(directions: list[DirectionResult], reason: str) -> tuple[bool, str]:
+    """``(success, reason)`` of a grasp: every one of the six directions run and held; ``reason``
+    (the last failure's) when not, else ``"ok"`` (shared by the C loop and the MJX backend)."""
+    success = all(d.success for d in directions) and len(directions) == len(DIRECTIONS)
+    return success, ("ok" if success else reason)
+
+
+# ----------------------------------------------------------------------------------------------
+# Public entry points
+# ----------------------------------------------------------------------------------------------
+
+
+def simulate_grasp(grasp: dict | str | os.PathLike, config: SimConfig | None = None, *,
+                   object_mesh: trimesh.Trimesh | str | os.PathLike | None = None, hand=None) -> SimResult:
+    """Simulate one grasp (see the module docstring for the protocol).
+
+    Args:
+        grasp: a grasp dict (schema ``jaxgrasp.grasp/1``) or a path to a grasp file (a plan file
+            with several grasps: use :func:`simulate_many`).
+        config: :class:`SimConfig`.
+        object_mesh: the object mesh in the grasp's input frame, in metres (default: the file
+            named by ``object.file``, scaled by ``units_scale``).
+        hand: a loaded :class:`jaxgrasp.hand.model.HandModel` to reuse (default: loads ``hand.file``).
+
+    Returns:
+        :class:`SimResult`.
+    """
+    from jaxgrasp.hand.model import load_hand
+
+    cfg = config or SimConfig()
+    t0 = time.perf_counter()
+    source = ""
+    if not isinstance(grasp, dict):
+        source = str(grasp)
+        grasps = read_grasps(grasp)
+        if len(grasps) != 1:
+            raise ValueError(f"{grasp}: holds {len(grasps)} grasps; use simulate_many")
+        grasp = grasps[0]
+    source = grasp.get("_source", source)
+    if hand is None or Path(hand.path).resolve() != Path(grasp["hand"]["file"]).resolve():
+        hand = load_hand(grasp["hand"]["file"]) if Path(grasp["hand"]["file"]).is_file() else load_hand(grasp["hand"]["name"])
+    if object_mesh is None:
+        mesh = object_mesh_of(grasp)
+    elif isinstance(object_mesh, trimesh.Trimesh):
+        mesh = object_mesh
+    else:
+        mesh = trimesh.load(str(object_mesh), force="mesh")
+    missing = [n for n in hand.joint_names if n not in grasp["joint_angles"]]
+    if missing:
+        raise ValueError(f"grasp lacks joint angles for {missing} of hand {hand.name}")
+    q = np.array([grasp["joint_angles"][n] for n in hand.joint_names], np.float64)
+    T = np.asarray(grasp["palm_pose"]["matrix"], np.float64)
+    pieces = convex_pieces(mesh, threshold=cfg.coacd_threshold, max_pieces=cfg.max_pieces)
+    com = np.asarray(grasp["object"].get("center_of_mass", mesh.center_mass), np.float64)
+    scene = build_scene(hand, pieces, T, com, cfg)
+    r = simulate_scene(scene, q, squeeze_angles(hand, q, cfg.squeeze), cfg)
+    pen = grasp.get("metrics", {}).get("penetration_mm")
+    return SimResult(success=bool(r["success"]), reason=r["reason"],
+                     initial_penetration_mm=float(r["initial_penetration_mm"]),
+                     self_penetration_mm=float(r["self_penetration_mm"]), initial_contacts=int(r["initial_contacts"]),
+                     directions=tuple(r["directions"]), num_pieces=scene.num_pieces, grasp_file=source,
+                     object_file=str(grasp["object"]["file"]), planner_penetration_mm=None if pen is None else float(pen),
+                     wall_s=time.perf_counter() - t0)
+
+
+def _resolve_backend(backend: str, group_size: int) -> str:
+    """``"mujoco"`` or ``"mjx"`` for a group of grasps of one object (``auto``: MJX only on a
+    GPU/TPU JAX backend with several grasps of the object)."""
+    if backend not in ("mujoco", "mjx", "auto"):
+        raise ValueError(f"backend must be 'mujoco', 'mjx' or 'auto', got {backend!r}")
+    if backend != "auto":
+        return backend
+    import jax
+
+    from jaxgrasp.sim.mjx import mjx_available
+
+    return "mjx" if group_size > 1 and jax.default_backend() != "cpu" and mjx_available() else "mujoco"
+
+
+def simulate_many(paths, config: SimConfig | None = None, *, progress: bool = True,
+                  backend: str = "mujoco", batch_size: int = 8) -> list[SimResult]:
+    """Simulate every grasp of the given files and folders (grasp and plan JSON files), with a
+    tqdm bar. A file that cannot be simulated gives a failed result with the error as reason.
+
+    ``backend``: ``"mujoco"`` (the C engine, one grasp after the other), ``"mjx"`` (grasps of one
+    object and hand batched in MJX, :mod:`jaxgrasp.sim.mjx`, ``batch_size`` grasps per
+    compiled rollout) or ``"auto"`` (MJX for objects with several grasps when JAX runs on a
+    GPU/TPU, else the C engine). Results come back in input order."""
+    from tqdm import tqdm
+
+    from jaxgrasp.hand.model import load_hand
+
+    cfg = config or SimConfig()
+    _resolve_backend(backend, 1)  # validates the name
+    items: list[tuple[str, dict | None, str]] = []
+    for f in collect_grasp_files([str(p) for p in (paths if isinstance(paths, (list, tuple)) else [paths])]):
+        try:
+            items += [(str(f), g, "") for g in read_grasps(f)]
+        except (ValueError, KeyError, json.JSONDecodeError) as e:
+            items.append((str(f), None, f"error: {e}"))
+    out: list[SimResult | None] = [None] * len(items)
+    groups: dict[tuple, list[int]] = {}
+    for i, (f, g, err) in enumerate(items):
+        if g is None:
+            out[i] = _failed(f, err)
+            continue
+        try:
+            hand_key = g["hand"]["file"] if Path(g["hand"]["file"]).is_file() else g["hand"]["name"]
+            key = (hand_key, str(g["object"]["file"]), float(g["object"].get("units_scale", 1.0)),
+                   tuple(g["object"].get("center_of_mass", ())))
+        except (KeyError, TypeError, ValueError) as e:
+            out[i] = _failed(f, f"error: {type(e).__name__}: {e}")
+            continue
+        groups.setdefault(key, []).append(i)
+    hands: dict[str, object] = {}
+    bar = tqdm(total=len(items), desc="simulating", unit="grasp", disable=not progress, dynamic_ncols=True)
+    bar.update(sum(r is not None for r in out))
+    for key, idx in groups.items():
+        try:
+            if key[0] not in hands:
+                hands[key[0]] = load_hand(key[0])
+            use = _resolve_backend(backend, len(idx))
+        except Exception as e:
+            for i in idx:
+                out[i] = _failed(items[i][0], f"error: {type(e).__name__}: {e}")
+            bar.update(len(idx))
+            continue
+        if use == "mjx":
+            from jaxgrasp.sim.mjx import simulate_grasps_mjx
+
+            done = [0]
+
+            def advance(n, done=done):
+                done[0] += n
+                bar.update(n)
+
+            try:
+                res = simulate_grasps_mjx([items[i][1] for i in idx], cfg, hand=hands[key[0]], batch_size=batch_size,
+                                          progress=advance)
+                bar.update(len(idx) - done[0])  # grasps that failed on the host (initial penetration)
+                for i, r in zip(idx, res):
+                    out[i] = dataclasses.replace(r, grasp_file=r.grasp_file or items[i][0])
+                continue
+            except Exception as e:  # fall back to one grasp at a time, which isolates a bad grasp
+                bar.write(f"MJX failed on {key[1]} ({type(e).__name__}: {e}); using the C engine")
+                bar.update(-done[0])
+        for i in idx:
+            if out[i] is not None:
+                continue
+            try:
+                out[i] = simulate_grasp(items[i][1], cfg, hand=hands[key[0]])
+            except Exception as e:  # one bad grasp must not stop a batch
+                out[i] = _failed(items[i][0], f"error: {type(e).__name__}: {e}")
+            bar.update(1)
+    bar.close()
+    return out  # type: ignore[return-value]
+
+
+def _failed(source: str, reason: str) -> SimResult:
+    nan = float("nan")
+    return SimResult(False, reason, nan, nan, 0, (), 0, source, "", None, 0.0)
+
+
+def summary_table(results: list[SimResult]) -> str:
+    """A plain-text table of the results and the success rate."""
+    lines = [f"{'grasp':<44}{'success':>8}{'pen (mm)':>10}{'max disp (mm)':>15}{'max rot (deg)':>15}  reason"]
+    for r in results:
+        name = Path(r.grasp_file).name or "-"
+        lines.append(f"{name[-44:]:<44}{str(r.success):>8}{r.initial_penetration_mm:>10.2f}"
+                     f"{r.max_displacement_mm:>15.1f}{r.max_rotation_deg:>15.1f}  {r.reason}")
+    n = len(results)
+    k = sum(r.success for r in results)
+    lines.append(f"success rate: {k}/{n} = {100.0 * k / max(n, 1):.1f}%")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m jaxgrasp.simulate", description=__doc__.split("\n\n")[0])
+    ap.add_argument("paths", nargs="+", help="grasp or plan JSON files, or folders of them")
+    ap.add_argument("--protocol", default=SimConfig.protocol, choices=["dexgraspbench", "gravity6"])
+    ap.add_argument("--force-per-kg", type=float, default=SimConfig.force_per_kg,
+                    help="external force per kg of object mass, N/kg (DexGraspBench: 10, about 1x the weight)")
+    ap.add_argument("--force-weights", type=float, default=None,
+                    help="external force in object weights (overrides --force-per-kg; 10: the strict test)")
+    ap.add_argument("--mass", type=float, default=SimConfig.object_mass, help="object mass [kg]")
+    ap.add_argument("--squeeze", type=float, default=SimConfig.squeeze, help="fraction of joint range")
+    ap.add_argument("--kp", type=float, default=SimConfig.kp, help="actuator position gain (0: the hand file's)")
+    ap.add_argument("--friction", type=float, default=SimConfig.friction)
+    ap.add_argument("--all-directions", action="store_true", help="run all six directions even after a failure")
+    ap.add_argument("--backend", default="auto", choices=["mujoco", "mjx", "auto"],
+                    help="mujoco: the C engine, grasp by grasp; mjx: grasps of one object batched in MJX; "
+                         "auto (default): MJX when JAX has a GPU/TPU and an object has several grasps, else mujoco")
+    ap.add_argument("--batch-size", type=int, default=8, help="grasps per MJX rollout (--backend mjx/auto)")
+    ap.add_argument("--out", default="simulation.json", help="JSON summary")
+    args = ap.parse_args(argv)
+    fpk = args.force_per_kg if args.force_weights is None else args.force_weights * SimConfig.gravity
+    cfg = SimConfig(protocol=args.protocol, force_per_kg=fpk, object_mass=args.mass,
+                    squeeze=args.squeeze, kp=args.kp or None, friction=args.friction, stop_on_failure=not args.all_directions)
+    results = simulate_many(args.paths, cfg, backend=args.backend, batch_size=args.batch_size)
+    print(summary_table(results))
+    k = sum(r.success for r in results)
+    summary = {"config": dataclasses.asdict(cfg), "backend": args.backend, "success_rate": k / max(len(results), 1),
+               "successes": k, "grasps": len(results), "results": [r.to_dict() for r in results]}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp.write_text(json.dumps(summary, indent=1))
+    os.replace(tmp, out)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
