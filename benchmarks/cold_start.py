@@ -11,12 +11,14 @@ PATH``, cwd PATH; e.g. the code before the cache: without a cache every run is a
 the "before" figures. A user's own ``JAX_COMPILATION_CACHE_DIR`` is removed from the runs'
 environment.
 
-Per run it records the process's wall time; the planner's figures from the output JSON (``time_s``
-of the call; ``time_to_first_valid_s`` with a budget, else ``time_s`` when the grasp is valid,
-since that call only returns at its end; valid, Q1); and, from the time each piece of the console
-output arrived, when planning began (the bar first names the object), the bar's status messages
-(loading, compiling, evaluating... where the code says them) and the longest silence. Time to a
-valid grasp from the process's start = when planning began + the planner's time to valid.
+Per run it records the process's wall time and CPU time (user + system: steadier than wall time
+when other work shares the machine; the 1-minute load average at the run's start is kept too);
+the planner's figures from the output JSON (``time_s`` of the call; ``time_to_first_valid_s``
+with a budget, else ``time_s`` when the grasp is valid, since that call only returns at its end;
+valid, Q1); and, from the time each piece of the console output arrived, when planning began (the
+bar first names the object), when the CLI printed the grasp, the bar's status messages (loading,
+compiling, evaluating... where the code says them) and the longest silence. Time to a valid grasp
+from the process's start = when planning began + the planner's time to valid.
 
 Default SCAN: ``../shared/objects/055_baseball.stl`` beside this checkout (a YCB scan; the folder
 is not needed otherwise). Prints a table and writes ``benchmarks/results/cold_start.json``.
@@ -29,6 +31,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -61,6 +64,8 @@ def run_once(code: Path, scan: Path, budget: float | None, cache: Path | None, p
     cmd = [python, "-m", "jaxgrasp.plan", str(scan), "--out", str(out)]
     if budget is not None:
         cmd += ["--budget", f"{budget:g}"]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None  # other work on the machine
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=code, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     pieces: list[tuple[float, str]] = []  # (when its last byte arrived, a line or a bar redraw)
@@ -89,10 +94,13 @@ def run_once(code: Path, scan: Path, budget: float | None, cache: Path | None, p
         proc.kill()
         rc = proc.wait()
     wall = time.perf_counter() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     reader.join(timeout=10)
 
     name = scan.stem
-    rec: dict = {"budget": budget, "wall_s": wall, "rc": rc, "grasp": False}
+    # CPU seconds (user + system, all threads) of the run: steadier than wall time on a shared machine.
+    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    rec: dict = {"budget": budget, "wall_s": wall, "cpu_s": cpu, "load_1min": load, "rc": rc, "grasp": False}
     files = list(out.glob(f"{name}.json"))
     if files:
         g = json.loads(files[0].read_text())["grasps"][0]
@@ -103,6 +111,8 @@ def run_once(code: Path, scan: Path, budget: float | None, cache: Path | None, p
     # The bar's status: when planning began, and each message (runs of "step ..." as first and last).
     events: list[list] = []
     for t, text in pieces:
+        if not text.strip():
+            continue
         s = STATUS.search(text)
         status = (s.group(1) or "").strip() if s else None
         if status is None:  # a line of its own (results, warnings, the table)
@@ -117,6 +127,9 @@ def run_once(code: Path, scan: Path, budget: float | None, cache: Path | None, p
             events.append([round(t, 2), status])
     starts = [t for t, s in events if not s.startswith("line: ") and s.startswith(name)]
     rec["plan_start_s"] = starts[0] if starts else None
+    said = [t for t, s in events if s.startswith(f"line: {name}: valid=")]
+    rec["result_line_s"] = said[0] if said else None  # the CLI prints the grasp (after its pictures)
+    rec["exit_s"] = wall - max(arrivals) if arrivals else None  # from the last output to the process's end
     if rec.get("ttv_call_s") is not None and rec["plan_start_s"] is not None:
         rec["ttv_process_s"] = rec["plan_start_s"] + rec["ttv_call_s"]
     pieces[:] = [(t, p) for t, p in pieces if p.strip()]
@@ -175,15 +188,18 @@ def main() -> None:
             results["codes"][label]["modes"]["none" if budget is None else f"{budget:g}"] = runs
 
     print(f"\ncold start of python -m jaxgrasp.plan {scan.name} ({results['machine']}, load {fmt(load, '.2f')})")
-    print(f"{'code':<5}{'mode':<11}{'run':>4}{'wall s':>8}{'plan at':>8}{'call s':>8}{'valid at':>9}"
-          f"{'(call)':>8}{'valid':>7}{'Q1':>7}{'silence':>9}")
+    print(f"{'code':<5}{'mode':<11}{'run':>4}{'wall s':>8}{'cpu s':>7}{'plan at':>8}{'call s':>8}{'valid at':>9}"
+          f"{'(call)':>8}{'printed':>8}{'valid':>7}{'Q1':>7}{'silence':>9}")
     for label, mode, r in rows:
-        print(f"{label:<5}{mode:<11}{r['run']:>4}{r['wall_s']:>8.1f}{fmt(r['plan_start_s']):>8}"
+        print(f"{label:<5}{mode:<11}{r['run']:>4}{r['wall_s']:>8.1f}{r['cpu_s']:>7.1f}{fmt(r['plan_start_s']):>8}"
               f"{fmt(r.get('call_s')):>8}{fmt(r.get('ttv_process_s')):>9}{fmt(r.get('ttv_call_s')):>8}"
-              f"{str(r.get('valid', 'none')):>7}{fmt(r.get('q1'), '.3f'):>7}{fmt(r['max_silence_s']):>9}")
-    print("wall: the whole process; plan at: when the bar first named the object; call: the planner's "
-          "time; valid at: time to the first valid grasp from the process's start (call: from the "
-          "planner call's start); silence: longest time without console output")
+              f"{fmt(r.get('result_line_s')):>8}{str(r.get('valid', 'none')):>7}{fmt(r.get('q1'), '.3f'):>7}"
+              f"{fmt(r['max_silence_s']):>9}")
+    print("wall: the whole process; cpu: its user + system CPU time; plan at: when the bar first named the "
+          "object; call: the grasp's time_s; valid at: time to the first valid grasp from the process's "
+          "start (call: from the planner call's start; without a budget, the call's time_s when valid); "
+          "printed: when the CLI printed the grasp (after its pictures); silence: longest time without "
+          "console output")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(results, f, indent=1)

@@ -32,10 +32,12 @@ jax.config.update("jax_enable_x64", True)  # float64 reference; timed runs use f
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import trimesh  # noqa: E402
-
 from timing import time_call  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
-from jaxgrasp.mesh import culling  # noqa: E402
-from jaxgrasp.mesh import geometry
+
+from jaxgrasp.mesh import (
+    culling,  # noqa: E402
+    geometry,
+)
 from jaxgrasp.mesh.objects import load_object, make_object  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -19,10 +19,15 @@ import jax
 import jax.numpy as jnp
 import mujoco
 import numpy as np
-
 from timing import time_call  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
-from jaxgrasp.hand.model import compile_model, load_hand, read_tree
-from jaxgrasp.hand.kinematics import config_to_joint_angles, forward_kinematics, pose_hand
+
+from jaxgrasp.hand.kinematics import (
+    config_to_joint_angles,
+    forward_kinematics,
+    pose_hand,
+)
+from jaxgrasp.hand.mjcf import compile_model, read_tree
+from jaxgrasp.hand.model import load_hand
 
 
 def _time(fn, repeats):

@@ -24,8 +24,10 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxgrasp.planning.evaluation import compile_evaluation
 from jaxgrasp.hand.model import load_hand
+from jaxgrasp.mesh.procedural import procedural_set
+from jaxgrasp.planning.api import plan_grasps
+from jaxgrasp.planning.evaluation import compile_evaluation
 from jaxgrasp.planning.planner import (
     PlanConfig,
     as_object,
@@ -33,8 +35,6 @@ from jaxgrasp.planning.planner import (
     initial_configs,
     make_scene,
 )
-from jaxgrasp.planning.api import plan_grasps
-from jaxgrasp.mesh.procedural import procedural_set
 
 CHECKPOINTS = (5.0,)
 SCANS = str(Path(__file__).resolve().parents[1].parent / "shared" / "objects")

@@ -25,8 +25,8 @@ from plan import (  # the planner benchmark's object set (benchmarks/plan.py)
     benchmark_objects,
 )
 
-from jaxgrasp.quality.ceiling import band_contacts, q1_ceiling
 from jaxgrasp.planning.planner import PlanConfig, as_object
+from jaxgrasp.quality.ceiling import band_contacts, q1_ceiling
 
 
 def main() -> None:

@@ -26,9 +26,15 @@ jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-
 from timing import time_call  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
-from jaxgrasp.quality.q1 import contact_weights, q1_exact, q1_lower, q1_upper, wrench_directions  # noqa: E402
+
+from jaxgrasp.quality.q1 import (  # noqa: E402
+    contact_weights,
+    q1_exact,
+    q1_lower,
+    q1_upper,
+    wrench_directions,
+)
 from jaxgrasp.quality.sdp import SDPOptions  # noqa: E402
 
 MU, T, R = 0.7, 4, 0.05

@@ -47,9 +47,9 @@ def planned_grasps(kind: str, seed: int, n: int, cache: Path) -> tuple[list[dict
         data = json.loads(cache.read_text())
         if data.get("object") == spec and len(data.get("grasps", [])) >= n:
             return data["grasps"][:n], None
-    from jaxgrasp.planning.grasp_io import grasp_to_dict
-    from jaxgrasp.planning.api import plan_grasps
     from jaxgrasp.mesh.procedural import procedural_object
+    from jaxgrasp.planning.api import plan_grasps
+    from jaxgrasp.planning.grasp_io import grasp_to_dict
 
     t0 = time.perf_counter()
     res = plan_grasps(procedural_object(seed, kind), "shadow", num_grasps=n)
@@ -82,9 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     import mujoco
 
     from jaxgrasp.hand.model import load_hand
-    from jaxgrasp.sim.scene import convex_pieces, squeeze_angles
-    from jaxgrasp.sim.simulate import SimConfig, object_mesh_of, simulate_grasp
+    from jaxgrasp.sim.grasp_files import object_mesh_of
     from jaxgrasp.sim.mjx import MjxSimulator, build_mjx_scene
+    from jaxgrasp.sim.protocol import SimConfig
+    from jaxgrasp.sim.scene import convex_pieces, squeeze_angles
+    from jaxgrasp.sim.simulate import simulate_grasp
 
     out = Path(args.out)
     grasps, plan_s = planned_grasps(args.kind, args.seed, args.grasps, out.parent / "simulate_grasps.json")

@@ -21,10 +21,14 @@ import time
 
 import jax
 import numpy as np
-from plan import SCANS, benchmark_objects  # (the benchmarks' folder is the script's path)
+from plan import (  # (the benchmarks' folder is the script's path)
+    SCANS,
+    benchmark_objects,
+)
 
-from jaxgrasp.planning.evaluation import compile_evaluation
 from jaxgrasp.hand.model import load_hand
+from jaxgrasp.planning.api import plan_grasps
+from jaxgrasp.planning.evaluation import compile_evaluation
 from jaxgrasp.planning.planner import (
     PlanConfig,
     as_object,
@@ -32,7 +36,6 @@ from jaxgrasp.planning.planner import (
     make_scene,
     start_configs,
 )
-from jaxgrasp.planning.api import plan_grasps
 
 
 def main() -> None:

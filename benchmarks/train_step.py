@@ -16,10 +16,10 @@ import time
 import jax
 import numpy as np
 
+from jaxgrasp.hand.model import load_hand
 from jaxgrasp.learning import model as M
 from jaxgrasp.learning import train as T
 from jaxgrasp.learning.data import load_split
-from jaxgrasp.hand.model import load_hand
 
 
 def main():

@@ -43,15 +43,15 @@ def main(argv=None) -> int:
     import jax
     from tqdm import tqdm
 
-    from jaxgrasp.planning.evaluation import compile_evaluation
     from jaxgrasp.hand.model import load_hand
+    from jaxgrasp.planning.api import plan
+    from jaxgrasp.planning.evaluation import compile_evaluation
     from jaxgrasp.planning.planner import (
         PlanConfig,
         as_object,
         initial_configs,
         make_scene,
     )
-    from jaxgrasp.planning.api import plan
 
     n_proc = args.procedural if args.procedural is not None else (20 if args.full else 6)
     n_scans = args.scans if args.scans is not None else (None if args.full else 2)

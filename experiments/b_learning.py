@@ -52,7 +52,8 @@ def train_run(args) -> tuple[str, str, dict]:
     p1, fin = run / "phase1", run / "final"
     if (run / "run.json").is_file() and p1.is_dir() and fin.is_dir():
         return str(p1), str(fin), {"reused_run": str(run)}
-    from jaxgrasp.learning.train import Interrupted, TrainConfig, train
+    from jaxgrasp.learning.config import TrainConfig
+    from jaxgrasp.learning.train import Interrupted, train
 
     data = args.data or str(common.ROOT / "data" / "bundled")
     if not (Path(data) / "manifest.json").is_file():
@@ -113,11 +114,12 @@ def main(argv=None) -> int:
 
     p1, fin, training = train_run(args)
 
+    from jaxgrasp.hand.model import load_hand
     from jaxgrasp.learning import checkpoint as C
     from jaxgrasp.learning.data import load_split, read_mesh
-    from jaxgrasp.hand.model import load_hand
+    from jaxgrasp.learning.evaluate import predict_object_frame, summarize
+    from jaxgrasp.learning.train import val_indices
     from jaxgrasp.planning.planner import as_object
-    from jaxgrasp.learning.train import predict_object_frame, summarize, val_indices
 
     run = C.read_run(C.resolve(fin)[0])
     data = args.data or run["train_config"]["data"]  # the run's dataset unless told otherwise

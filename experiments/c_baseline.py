@@ -48,9 +48,10 @@ def main(argv=None) -> int:
     import jax
     from tqdm import tqdm
 
+    from jaxgrasp.hand.model import load_hand
+    from jaxgrasp.planning.api import plan_grasps
     from jaxgrasp.planning.baseline import AnnealConfig, anneal_grasps
     from jaxgrasp.planning.evaluation import compile_evaluation
-    from jaxgrasp.hand.model import load_hand
     from jaxgrasp.planning.planner import (
         PlanConfig,
         as_object,
@@ -58,7 +59,6 @@ def main(argv=None) -> int:
         initial_configs,
         make_scene,
     )
-    from jaxgrasp.planning.api import plan_grasps
 
     n_proc = args.procedural if args.procedural is not None else (20 if args.full else 4)
     n_scans = args.scans if args.scans is not None else (None if args.full else 2)

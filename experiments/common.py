@@ -27,7 +27,7 @@ DEFAULT_SCANS = ROOT.parent / "shared" / "objects"
 def sim_configs():
     """The two simulated tests every experiment reports: DexGraspBench's force (10 N/kg, about
     1x the weight) and the strict 10x-weight force (98.1 N/kg)."""
-    from jaxgrasp.sim.simulate import SimConfig
+    from jaxgrasp.sim.protocol import SimConfig
 
     return {"sim": SimConfig(), "sim10x": SimConfig(force_per_kg=10 * SimConfig.gravity)}
 

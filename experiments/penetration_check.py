@@ -50,8 +50,9 @@ def depth_mm(geom: trimesh.Trimesh, target: trimesh.Trimesh) -> float:
 
 def check(path: str, hand, min_mm: float) -> None:
     from jaxgrasp.hand.annotate import geom_mesh
+    from jaxgrasp.sim.grasp_files import object_mesh_of, read_grasps
+    from jaxgrasp.sim.protocol import SimConfig
     from jaxgrasp.sim.scene import build_scene, convex_pieces, ctrl_for
-    from jaxgrasp.sim.simulate import SimConfig, object_mesh_of, read_grasps
 
     for g in read_grasps(path):
         mesh = object_mesh_of(g)
@@ -102,7 +103,7 @@ def main(argv=None) -> int:
     ap.add_argument("--hand", default="shadow")
     args = ap.parse_args(argv)
     from jaxgrasp.hand.model import load_hand
-    from jaxgrasp.sim.simulate import collect_grasp_files
+    from jaxgrasp.sim.grasp_files import collect_grasp_files
 
     hand = load_hand(args.hand)
     for f in collect_grasp_files(args.paths):

@@ -15,7 +15,10 @@ Public API (explicit re-exports):
   any grasp of a mesh can have: :func:`band_contacts`, :func:`q1_ceiling`
 * losses: :class:`LossWeights`, :func:`loss_q1`, :func:`loss_collision`,
   :func:`loss_object_in_hull`, :func:`loss_self_collision`, :func:`loss_guide`, :func:`combine`
-* planning: :func:`plan`, :func:`plan_grasps`, :class:`PlanConfig`, :class:`GraspResult`
+* planning: :func:`plan`, :func:`plan_grasps`, :func:`plan_batch`, :func:`grasp_diversity`,
+  :class:`GraspResult`; settings :class:`PlanConfig` and its groups :class:`EvalConfig`,
+  :class:`Shapes`, :class:`LossConfig`, :class:`OptimizerConfig`, :class:`StartConfig`,
+  :class:`Schedule`, :class:`SqueezeConfig`
 * learning: :func:`predict`, :class:`Prediction` (training: ``python -m jaxgrasp.train``)
 * simulation: :func:`simulate_grasp`, :func:`simulate_many`, :class:`SimConfig`, :class:`SimResult`
 """
@@ -24,10 +27,6 @@ from jaxgrasp.core.compile_cache import enable_compilation_cache
 
 enable_compilation_cache()  # JAX's persistent compilation cache (JAXGRASP_CACHE_DIR moves or disables it)
 
-from jaxgrasp.quality.ceiling import band_contacts, q1_ceiling
-from jaxgrasp.mesh.culling import Grid, build_grid
-from jaxgrasp.mesh.geometry import ClosestFeatures, closest_features, signed_distance, winding_number
-from jaxgrasp.hand.model import HandLoadError, HandModel, bundled_hands, load_hand
 from jaxgrasp.hand.kinematics import (
     PosedHand,
     config_to_joint_angles,
@@ -38,6 +37,19 @@ from jaxgrasp.hand.kinematics import (
     independent_angles,
     pose_hand,
 )
+from jaxgrasp.hand.mjcf import HandLoadError, bundled_hands
+from jaxgrasp.hand.model import HandModel, load_hand
+from jaxgrasp.learning.predict import Prediction, predict
+from jaxgrasp.mesh.culling import Grid, build_grid
+from jaxgrasp.mesh.geometry import (
+    ClosestFeatures,
+    closest_features,
+    signed_distance,
+    winding_number,
+)
+from jaxgrasp.mesh.objects import LoadReport, Object, load_object, make_object
+from jaxgrasp.planning.api import plan, plan_grasps
+from jaxgrasp.planning.batch import grasp_diversity, plan_batch
 from jaxgrasp.planning.losses import (
     LossWeights,
     combine,
@@ -47,10 +59,18 @@ from jaxgrasp.planning.losses import (
     loss_q1,
     loss_self_collision,
 )
-from jaxgrasp.mesh.objects import LoadReport, Object, load_object, make_object
-from jaxgrasp.planning.planner import GraspResult, PlanConfig
-from jaxgrasp.planning.api import plan, plan_grasps
-from jaxgrasp.learning.predict import Prediction, predict
+from jaxgrasp.planning.planner import GraspResult
+from jaxgrasp.planning.settings import (
+    EvalConfig,
+    LossConfig,
+    OptimizerConfig,
+    PlanConfig,
+    Schedule,
+    Shapes,
+    SqueezeConfig,
+    StartConfig,
+)
+from jaxgrasp.quality.ceiling import band_contacts, q1_ceiling
 from jaxgrasp.quality.q1 import (
     QualityConfig,
     characteristic_length,
@@ -63,7 +83,8 @@ from jaxgrasp.quality.q1 import (
     wrench_directions,
 )
 from jaxgrasp.quality.sdp import SDPOptions
-from jaxgrasp.sim.simulate import SimConfig, SimResult, simulate_grasp, simulate_many
+from jaxgrasp.sim.protocol import SimConfig, SimResult
+from jaxgrasp.sim.simulate import simulate_grasp, simulate_many
 
 __version__ = "0.1.0"
 
@@ -97,6 +118,15 @@ __all__ = [
     "LoadReport",
     "Object",
     "PlanConfig",
+    "EvalConfig",
+    "LossConfig",
+    "OptimizerConfig",
+    "Schedule",
+    "Shapes",
+    "SqueezeConfig",
+    "StartConfig",
+    "plan_batch",
+    "grasp_diversity",
     "build_grid",
     "closest_features",
     "load_object",

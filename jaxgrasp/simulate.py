@@ -1,8 +1,8 @@
-"""``python -m jaxgrasp.simulate``: grasps checked in MuJoCo (the command line of :mod:`jaxgrasp.sim.simulate`)."""
+"""``python -m jaxgrasp.simulate``: grasps checked in MuJoCo (the command line :mod:`jaxgrasp.cli.simulate`)."""
 
 import sys
 
-from jaxgrasp.sim.simulate import main
+from jaxgrasp.cli.simulate import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,7 +7,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from jaxgrasp.hand.model import bundled_hands, compile_model, read_tree
+from jaxgrasp.hand.mjcf import bundled_hands, compile_model, read_tree
 
 DATA = Path(__file__).parent / "data"
 

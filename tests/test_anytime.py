@@ -8,10 +8,10 @@ import time
 import pytest
 import trimesh
 
-from jaxgrasp.planning import anytime
-from jaxgrasp.planning import planner
-from jaxgrasp.planning.anytime import Jobs
 from jaxgrasp.hand.model import load_hand
+from jaxgrasp.planning import anytime, planner
+from jaxgrasp.planning.anytime import Jobs
+from jaxgrasp.planning.api import plan_grasps
 from jaxgrasp.planning.planner import (
     PlanConfig,
     Schedule,
@@ -19,7 +19,6 @@ from jaxgrasp.planning.planner import (
     as_object,
     compile_plan,
 )
-from jaxgrasp.planning.api import plan_grasps
 
 CFG = PlanConfig(shapes=Shapes(num_starts=4), schedule=Schedule(steps=25), seed=3)  # the shapes of test_batch.py: compiled once
 

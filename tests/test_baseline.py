@@ -11,11 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 import trimesh
 
+from jaxgrasp.hand.kinematics import pose_hand
+from jaxgrasp.hand.model import load_hand
 from jaxgrasp.planning import baseline as B
 from jaxgrasp.planning import planner
 from jaxgrasp.planning.grasp_io import grasp_to_dict, load_grasp, save_grasp
-from jaxgrasp.hand.model import load_hand
-from jaxgrasp.hand.kinematics import pose_hand
 
 # One chain count and chunk for every test: the annealing step compiles once.
 CFG = B.AnnealConfig(chains=8, steps=40, chunk=20, seed=0)

@@ -8,12 +8,13 @@ import jax
 import numpy as np
 import trimesh
 
-from jaxgrasp.planning.batch import grasp_diversity, plan_batch
 from jaxgrasp.hand.model import load_hand
+from jaxgrasp.planning.api import plan_grasps
+from jaxgrasp.planning.batch import grasp_diversity, plan_batch
 from jaxgrasp.planning.planner import (
+    PlanConfig,
     Schedule,
     Shapes,
-    PlanConfig,
     as_object,
     evaluate,
     initial_configs,
@@ -23,7 +24,6 @@ from jaxgrasp.planning.planner import (
     squeeze,
     start_configs,
 )
-from jaxgrasp.planning.api import plan_grasps
 
 CFG = PlanConfig(shapes=Shapes(num_starts=4), schedule=Schedule(steps=25), seed=3)
 

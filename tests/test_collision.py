@@ -11,8 +11,9 @@ import pytest
 
 from jaxgrasp.hand.annotate import link_meshes
 from jaxgrasp.hand.collision import nearest_hull_depth, object_in_hand, self_penetration
-from jaxgrasp.hand.model import compile_model, load_hand, read_tree
 from jaxgrasp.hand.kinematics import default_config, pose_hand
+from jaxgrasp.hand.mjcf import compile_model, read_tree
+from jaxgrasp.hand.model import load_hand
 
 
 @functools.lru_cache(maxsize=None)

@@ -11,7 +11,13 @@ import trimesh
 
 from jaxgrasp.learning import data
 from jaxgrasp.mesh.procedural import procedural_object
-from jaxgrasp.mesh.render import Camera, camera_rays, default_cameras, render_depth, render_views
+from jaxgrasp.mesh.render import (
+    Camera,
+    camera_rays,
+    default_cameras,
+    render_depth,
+    render_views,
+)
 
 SIZE = 64  # image size of the renderer tests (one compilation per face bucket)
 
@@ -156,8 +162,8 @@ def test_augmentation_rotations_form_a_group():
 
 
 def test_rotate_config_moves_the_hand_rigidly():
-    from jaxgrasp.hand.model import load_hand
     from jaxgrasp.hand.kinematics import pose_hand
+    from jaxgrasp.hand.model import load_hand
 
     hand = load_hand("shadow")
     rng = np.random.default_rng(1)

@@ -17,8 +17,7 @@ import pytest
 import trimesh
 from scipy.spatial.transform import Rotation
 
-from jaxgrasp.mesh import culling
-from jaxgrasp.mesh import geometry
+from jaxgrasp.mesh import culling, geometry
 from jaxgrasp.mesh.objects import load_object, make_object
 
 PAD = 1024

@@ -9,11 +9,12 @@ import mujoco
 import numpy as np
 import pytest
 import trimesh
-
 from handcases import COUPLED_XML, DATA, HAND_CASES, case_id
+
 from jaxgrasp.hand.annotate import hand_annotations, link_meshes
-from jaxgrasp.hand.model import HandLoadError, bundled_hands, compile_model, load_hand, read_tree
 from jaxgrasp.hand.kinematics import couple, forward_kinematics
+from jaxgrasp.hand.mjcf import HandLoadError, bundled_hands, compile_model, read_tree
+from jaxgrasp.hand.model import load_hand
 
 SHADOW_JOINTS = [f"{f}J{i}" for f in ("FF", "MF", "RF") for i in (4, 3, 2, 1)] + \
     [f"LFJ{i}" for i in (5, 4, 3, 2, 1)] + [f"THJ{i}" for i in (5, 4, 3, 2, 1)]

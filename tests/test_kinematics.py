@@ -9,10 +9,10 @@ import jax.numpy as jnp
 import mujoco
 import numpy as np
 import pytest
+from handcases import COUPLED_XML, HAND_CASES, case_id, mujoco_poses
 from scipy.spatial.transform import Rotation
 
-from handcases import COUPLED_XML, HAND_CASES, case_id, mujoco_poses
-from jaxgrasp.hand.model import compile_model, load_hand, read_tree
+from jaxgrasp.core.lie import so3_exp
 from jaxgrasp.hand.kinematics import (
     config_to_joint_angles,
     couple,
@@ -21,7 +21,8 @@ from jaxgrasp.hand.kinematics import (
     independent_angles,
     pose_hand,
 )
-from jaxgrasp.core.lie import so3_exp
+from jaxgrasp.hand.mjcf import compile_model, read_tree
+from jaxgrasp.hand.model import load_hand
 
 
 @functools.lru_cache(maxsize=None)

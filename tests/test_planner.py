@@ -6,18 +6,19 @@ import dataclasses
 import functools
 import json
 
-import jax
 import jax.numpy as jnp
 import mujoco
 import numpy as np
 import pytest
 import trimesh
 
-from jaxgrasp.planning.grasp_io import load_grasp
-from jaxgrasp.hand.model import compile_model, load_hand, read_tree
-from jaxgrasp.core.lie import quat_to_matrix_np
 from jaxgrasp.cli.plan import main as plan_main
+from jaxgrasp.core.lie import quat_to_matrix_np
+from jaxgrasp.hand.mjcf import compile_model, read_tree
+from jaxgrasp.hand.model import load_hand
 from jaxgrasp.planning import engine
+from jaxgrasp.planning.api import plan_grasps
+from jaxgrasp.planning.grasp_io import load_grasp
 from jaxgrasp.planning.losses import LossWeights
 from jaxgrasp.planning.planner import (
     EvalConfig,
@@ -30,7 +31,6 @@ from jaxgrasp.planning.planner import (
     evaluate,
     starts_to_evaluate,
 )
-from jaxgrasp.planning.api import plan_grasps
 
 # Small but real settings: every start shares one compiled step (same padded shapes).
 CFG = PlanConfig(shapes=Shapes(num_starts=8), schedule=Schedule(steps=150), seed=0)

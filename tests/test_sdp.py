@@ -6,10 +6,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from test_quality import LAM, MU, cross_polytope_grasp, sphere_grasp
 
 from jaxgrasp.quality import q1 as Q
 from jaxgrasp.quality import sdp
-from test_quality import LAM, MU, cross_polytope_grasp, sphere_grasp
 
 T = 3  # cone edges in these tests: 4 contacts -> J = 12 blocks, the shape most tests share
 

@@ -13,7 +13,10 @@ import numpy as np
 import pytest
 
 from jaxgrasp.hand.model import load_hand
-from jaxgrasp.sim.simulate import SimConfig, closing_signs, read_grasps, simulate_grasp
+from jaxgrasp.sim.grasp_files import object_mesh_of, read_grasps
+from jaxgrasp.sim.protocol import SimConfig
+from jaxgrasp.sim.scene import build_scene, closing_signs, convex_pieces
+from jaxgrasp.sim.simulate import simulate_grasp
 
 DATA = Path(__file__).parent / "data" / "sim"
 
@@ -112,7 +115,6 @@ def test_auto_backend_is_c_on_cpu():
 
 def test_cylinders_as_prisms(hand, grasp):
     """The MJX scene's knuckle prisms keep every body's mass and inertia."""
-    from jaxgrasp.sim.simulate import build_scene, convex_pieces, object_mesh_of
     from jaxgrasp.sim.mjx import build_mjx_scene
 
     args = (hand, convex_pieces(object_mesh_of(grasp)), np.asarray(grasp["palm_pose"]["matrix"]),
@@ -131,13 +133,63 @@ MJX_CFG = SimConfig(duration=0.2)
 
 @pytest.fixture(scope="module")
 def mjx_vs_c(hand, grasp):
+    import jax.scipy.linalg as jsl
+
     from jaxgrasp.sim.mjx import simulate_grasps_mjx
 
+    before = (jsl.cho_factor, jsl.cho_solve)
     grasps = [grasp, _far(grasp)]
     # batch_size=1: one compile, and the far grasp's rollouts all fail early, ending its loop
     mjx = simulate_grasps_mjx(grasps, MJX_CFG, hand=hand, batch_size=1)
+    after = (jsl.cho_factor, jsl.cho_solve)
     c = [simulate_grasp(g, MJX_CFG, hand=hand) for g in grasps]
-    return mjx, c
+    return mjx, c, before, after
+
+
+def test_mjx_leaves_jax_scipy_alone(mjx_vs_c):
+    """The MJX path (LAPACK-free on the CPU) changes no global state: jax.scipy.linalg keeps its
+    own cho_factor / cho_solve."""
+    import jax.scipy.linalg as jsl
+    from jax._src.scipy import linalg as jsl_impl
+
+    _, _, before, after = mjx_vs_c
+    assert after[0] is before[0] and after[1] is before[1]
+    assert jsl.cho_factor is jsl_impl.cho_factor and jsl.cho_solve is jsl_impl.cho_solve
+
+
+def test_without_lapack():
+    """The rewrite swaps plain-XLA loops in for the LAPACK primitives inside vmap, while_loop, cond
+    and nested jit, with the same results, and patches nothing."""
+    import jax
+    import jax.numpy as jnp
+    import jax.scipy.linalg as jsl
+
+    from jaxgrasp.sim.lapack_free import lapack_primitives_in, without_lapack
+
+    before = (jsl.cho_factor, jsl.cho_solve)
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(3, 5, 5)).astype(np.float32)
+    a = a @ np.swapaxes(a, -1, -2) + 5 * np.eye(5, dtype=np.float32)
+    b = rng.normal(size=(3, 5)).astype(np.float32)
+
+    def one(a, b):
+        def body(s):
+            k, x = s
+            c = jsl.cho_factor(a)
+            return k + 1, jax.jit(lambda c, x: jsl.cho_solve((c, False), x))(c[0], x) + 0.1 * x
+        _, x = jax.lax.while_loop(lambda s: s[0] < 3, body, (0, b))
+        y = jax.lax.cond(b[0] > 0, lambda: jsl.cho_solve(jsl.cho_factor(a, lower=True), b), lambda: -b)
+        return x, y
+
+    f = jax.vmap(one)
+    g = without_lapack(f)
+    assert lapack_primitives_in(jax.make_jaxpr(f)(a, b)) == {"cholesky", "triangular_solve"}
+    assert lapack_primitives_in(jax.make_jaxpr(g)(a, b)) == set()
+    for want, got in zip(jax.jit(f)(a, b), jax.jit(g)(a, b)):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-5)
+    assert (jsl.cho_factor, jsl.cho_solve) == before
+    with pytest.raises(NotImplementedError):
+        jax.jit(without_lapack(jnp.linalg.eigh))(a)
 
 
 def test_mjx_matches_c_engine(mjx_vs_c):
@@ -149,13 +201,13 @@ def test_mjx_matches_c_engine(mjx_vs_c):
     (MJX compiled at XLA optimization level 0 gives 9.1 mm / 4.8 deg), hence the margin. The far
     grasp (no contact: the object flies off under the push) agrees to 0.1 mm (196.0 mm at the
     second check in both)."""
-    mjx, c = mjx_vs_c
+    mjx, c = mjx_vs_c[:2]
     for m, r in zip(mjx, c):
         assert m.success == r.success and m.reason == r.reason, (m, r)
         assert len(m.directions) == len(r.directions)
         assert m.initial_contacts >= 1 if r.initial_contacts else m.initial_contacts == 0
         assert abs(m.initial_penetration_mm - r.initial_penetration_mm) < 0.2  # prism vs cylinder
-    enclosing, far = zip(*mjx_vs_c)
+    enclosing, far = zip(*mjx_vs_c[:2])
     assert enclosing[0].success and not far[0].success
     for dm, dc in zip(enclosing[0].directions, enclosing[1].directions):
         assert abs(dm.displacement_mm - dc.displacement_mm) < 8.0, (dm, dc)

@@ -9,11 +9,16 @@ import pytest
 import trimesh
 from scipy.spatial.transform import Rotation
 
-from jaxgrasp.hand.model import load_hand
 from jaxgrasp.hand.kinematics import pose_hand
+from jaxgrasp.hand.model import load_hand
 from jaxgrasp.mesh.objects import make_object
 from jaxgrasp.planning.planner import PlanConfig, Shapes, start_configs
-from jaxgrasp.planning.starts import fibonacci_sphere, grasp_point, initial_configs, principal_axes
+from jaxgrasp.planning.starts import (
+    fibonacci_sphere,
+    grasp_point,
+    initial_configs,
+    principal_axes,
+)
 
 
 def _lumpy(seed: int = 3, points: int = 40) -> trimesh.Trimesh:

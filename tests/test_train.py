@@ -15,15 +15,15 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from jaxgrasp.core.lie import so3_exp, so3_log
+from jaxgrasp.hand.kinematics import independent_angles
+from jaxgrasp.hand.model import load_hand
 from jaxgrasp.learning import model as M
 from jaxgrasp.learning import train as T
 from jaxgrasp.learning.data import augmentation_rotations, rotate_config
-from jaxgrasp.hand.model import load_hand
-from jaxgrasp.hand.kinematics import independent_angles
-from jaxgrasp.core.lie import so3_exp, so3_log
-from jaxgrasp.planning.planner import initial_configs
 from jaxgrasp.mesh.procedural import procedural_object
 from jaxgrasp.mesh.render import default_cameras
+from jaxgrasp.planning.planner import initial_configs
 
 
 @pytest.fixture(scope="module")
@@ -228,9 +228,8 @@ def test_interrupt_and_resume_gives_the_same_run(dataset, hand, tmp_path):
     _, p1, _ = C.load_model(str(tmp_path / "straight" / "phase1"))
     assert any(not np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(jax.tree.leaves(pa), jax.tree.leaves(p1)))
     # predict() from code on depth images gives the network's output.
-    from jaxgrasp.learning.predict import predict
-
     from jaxgrasp.learning.data import load_split
+    from jaxgrasp.learning.predict import predict
 
     te = load_split(dataset, "test")
     out = predict(str(tmp_path / "straight"), te.depth[0])

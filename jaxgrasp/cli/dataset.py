@@ -16,7 +16,8 @@ import time
 
 import numpy as np
 
-from jaxgrasp.learning.data import DatasetConfig, build_dataset, load_manifest
+from jaxgrasp.learning.config import DatasetConfig
+from jaxgrasp.learning.data import build_dataset, load_manifest
 
 
 def _config_from_args(args) -> DatasetConfig:

@@ -13,9 +13,9 @@ import time
 import jax
 import numpy as np
 
-from jaxgrasp.hand.model import load_hand
 from jaxgrasp.hand.kinematics import default_config, pose_hand
-from jaxgrasp.mesh.render import plot_hand
+from jaxgrasp.hand.model import load_hand
+from jaxgrasp.hand.pictures import plot_hand
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -34,8 +34,8 @@ from tqdm import tqdm
 
 from jaxgrasp.core.compile_cache import enable_compilation_cache
 from jaxgrasp.hand.model import load_hand
+from jaxgrasp.hand.pictures import hand_scene, plot_hand
 from jaxgrasp.mesh.procedural import procedural_object
-from jaxgrasp.mesh.render import hand_scene, plot_hand
 from jaxgrasp.planning.api import plan_grasps
 from jaxgrasp.planning.grasp_io import grasp_to_dict
 from jaxgrasp.planning.planner import PlanConfig, Schedule, Shapes

@@ -182,3 +182,100 @@ def matrix_to_rotvec_np(R: np.ndarray) -> np.ndarray:
         return np.zeros(3)
     angle = 2.0 * np.arctan2(s, q[0])
     return q[1:] / s * angle
+
+
+def quat_from_rotvec(r: jnp.ndarray) -> jnp.ndarray:
+    """Unit quaternion ``(w, x, y, z)`` of a rotation vector (axis * angle), traced.
+
+    ``q = (cos(theta / 2), sin(theta / 2) / theta * r)``. Below ``theta^2 = 1e-8`` both
+    coefficients come from their Taylor series (``sin(theta/2)/theta = 1/2 - theta^2/48``,
+    ``cos(theta/2) = 1 - theta^2/8``, errors O(theta^4)), and the closed form is evaluated at a safe
+    angle there (double ``where``): neither value nor gradient sees 0/0 at the zero rotation.
+
+    Args:
+        r: rotation vectors, shape ``(..., 3)``.
+
+    Returns:
+        Unit quaternions, shape ``(..., 4)``, with ``w >= 0`` for angles ``<= pi``.
+    """
+    theta_sq = jnp.sum(r * r, axis=-1, keepdims=True)
+    small = theta_sq < 1e-8
+    # Double where: sin(theta/2)/theta evaluated at a safe angle where theta ~ 0 (series there).
+    theta = jnp.sqrt(jnp.where(small, 1.0, theta_sq))
+    k = jnp.where(small, 0.5 - theta_sq / 48.0, jnp.sin(0.5 * theta) / theta)
+    w = jnp.where(small, 1.0 - theta_sq / 8.0, jnp.cos(0.5 * theta))
+    return jnp.concatenate([w, k * r], axis=-1)
+
+
+def quat_mul(a: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
+    """Hamilton product ``a b`` of quaternions ``(..., 4)`` in ``(w, x, y, z)`` (rotation ``b``
+    first, then ``a``), traced."""
+    w1, v1, w2, v2 = a[..., :1], a[..., 1:], b[..., :1], b[..., 1:]
+    return jnp.concatenate([w1 * w2 - jnp.sum(v1 * v2, -1, keepdims=True),
+                            w1 * v2 + w2 * v1 + jnp.cross(v1, v2)], axis=-1)
+
+
+def rotvec_from_quat(q: jnp.ndarray) -> jnp.ndarray:
+    """Rotation vector (angle in ``[0, pi]``) of unit quaternions ``(..., 4)`` in ``(w, x, y, z)``, traced.
+
+    ``q`` and ``-q`` are the same rotation: the sign with ``w >= 0`` is taken, whose angle
+    ``theta = 2 atan2(|v|, w)`` is at most ``pi``; the vector is ``theta / |v| * v``. Where the
+    vector part is tiny (``|v|^2 < 1e-12``) the factor ``theta / |v|`` tends to ``2 / w`` (and
+    ``w ~ 1`` there; the ``max`` only keeps the unused branch finite), and the closed form is
+    evaluated at a safe ``|v| = 1`` (double ``where``), so the gradient is finite at the identity.
+
+    Args:
+        q: unit quaternions, shape ``(..., 4)``.
+
+    Returns:
+        Rotation vectors, shape ``(..., 3)``; ``rotvec_from_quat(quat_from_rotvec(r)) == r`` for
+        ``|r| < pi``.
+    """
+    q = jnp.where(q[..., :1] < 0, -q, q)  # w >= 0: the rotation vector of angle <= pi
+    w, v = q[..., :1], q[..., 1:]
+    s_sq = jnp.sum(v * v, axis=-1, keepdims=True)
+    small = s_sq < 1e-12
+    # Double where: theta / sin(theta/2) -> 2 / w as the vector part vanishes.
+    s = jnp.sqrt(jnp.where(small, 1.0, s_sq))
+    f = jnp.where(small, 2.0 / jnp.maximum(w, 0.5), 2.0 * jnp.arctan2(s, w) / s)  # w ~ 1 there
+    return f * v
+
+
+def compose_rotvec(delta: jnp.ndarray, r: jnp.ndarray) -> jnp.ndarray:
+    """Rotation vector of ``exp(delta) exp(r)`` (``delta`` a world-frame perturbation of ``r``),
+    angle ``<= pi``, traced.
+
+    Composed through quaternions (:func:`quat_from_rotvec`, :func:`quat_mul`,
+    :func:`rotvec_from_quat`), so it is smooth at the zero rotation and needs no matrix logarithm.
+
+    Args:
+        delta, r: rotation vectors, shape ``(..., 3)``.
+
+    Returns:
+        Rotation vectors, shape ``(..., 3)``.
+    """
+    return rotvec_from_quat(quat_mul(quat_from_rotvec(delta), quat_from_rotvec(r)))
+
+
+def rotvec_to_matrix_np(r: np.ndarray) -> np.ndarray:
+    """Rotation vector ``(3,)`` to a rotation matrix ``(3, 3)``, host side (Rodrigues, float64).
+
+    Only an exactly zero vector is special-cased: for any angle > 0, ``r / angle`` is a unit axis
+    and the formula is accurate. Inverse of :func:`matrix_to_rotvec_np`.
+    """
+    r = np.asarray(r, dtype=np.float64)
+    th = float(np.linalg.norm(r))
+    if th == 0.0:
+        return np.eye(3)
+    a = r / th
+    K = np.array([[0.0, -a[2], a[1]], [a[2], 0.0, -a[0]], [-a[1], a[0], 0.0]])
+    return np.eye(3) + np.sin(th) * K + (1.0 - np.cos(th)) * K @ K
+
+
+def rotation_angle_sq(R_a: jnp.ndarray, R_b: jnp.ndarray) -> jnp.ndarray:
+    """Squared geodesic angle between rotations ``(..., 3, 3)``: ``|log(R_a^T R_b)|^2`` [rad^2].
+
+    Smooth (finite gradients) everywhere, including ``R_a == R_b``, through :func:`so3_log`.
+    """
+    w = so3_log(jnp.swapaxes(R_a, -1, -2) @ R_b)
+    return jnp.sum(w * w, axis=-1)

@@ -1,1 +1,1 @@
-"""jaxgrasp.hand.model."""
+"""Hands: reading hand files, the HandModel pytree, annotations, kinematics, collision, pictures."""

@@ -39,8 +39,13 @@ import numpy as np
 import trimesh
 from scipy.spatial import ConvexHull, QhullError
 
-from jaxgrasp.hand.model import has_joint_above
 from jaxgrasp.core.lie import quat_to_matrix_np
+from jaxgrasp.hand.mjcf import (
+    compile_model,
+    has_joint_above,
+    read_tree,
+    resolve_hand_path,
+)
 
 ANNOTATION_VERSION = 3
 DEFAULT_COUNTS = {"distal": 3, "middle": 2, "proximal": 2, "palm": 10}
@@ -396,7 +401,7 @@ def hand_annotations(model, tree, path: Path, *, num_samples: int = 2048,
 
     Args:
         model: the compiled MuJoCo model.
-        tree: its :class:`jaxgrasp.hand.model.TreeSpec`.
+        tree: its :class:`jaxgrasp.hand.mjcf.TreeSpec`.
         path: the hand file (the cache and the default override file sit beside it).
         num_samples: size of the dense surface sample.
         contacts: JSON override file: ``{"contacts": [{"body", "pos", "normal"}, ...]}`` (body
@@ -429,8 +434,6 @@ def hand_annotations(model, tree, path: Path, *, num_samples: int = 2048,
 
 
 def main(argv: list[str] | None = None) -> None:
-    from jaxgrasp.hand.model import compile_model, read_tree, resolve_hand_path
-
     ap = argparse.ArgumentParser(prog="python -m jaxgrasp.annotate", description=__doc__.split("\n\n")[0])
     ap.add_argument("hand", help="bundled hand name or MJCF/URDF file")
     ap.add_argument("--samples", type=int, default=2048, help="dense surface samples (paper: 15555)")

@@ -4,7 +4,7 @@ Each link's convex hull is stored in H-representation, ``n . x + offset <= 0`` i
 frame). The depth of a point in a hull is ``-max_h (n_h . x + offset_h)``: positive inside (the
 distance to the nearest facet plane, exact for points inside). These kernels feed the
 self-collision loss (hand samples inside other links' hulls) and the object-in-hand term (object
-surface points inside the hand's links); the depth itself is :func:`jaxgrasp.planning.losses.hull_depth`.
+surface points inside the hand's links); the depth itself is :func:`hull_depth`.
 """
 
 from __future__ import annotations
@@ -13,14 +13,33 @@ import jax
 import jax.numpy as jnp
 
 from jaxgrasp.hand.model import HandModel
-from jaxgrasp.planning.losses import hull_depth
 
 # Depth reported for links that are not tested (and padded planes): far outside, never inside.
 _OUTSIDE = -1e3
 
 
+def hull_depth(points: jax.Array, hull_A: jax.Array, hull_b: jax.Array, face_mask: jax.Array) -> jax.Array:
+    """Depth of points inside convex hulls ``{x: A x <= b}``, 0 outside.
+
+    Args:
+        points: (P, 3) world points [m].
+        hull_A: (L, F, 3) unit outward face normals per hull (world frame), padded.
+        hull_b: (L, F) offsets [m]; face_mask: (L, F) bool, False for padded faces.
+
+    Returns:
+        (P, L) ``max(0, min_f (b_f - a_f . x))``: the distance to the hull boundary for points
+        inside (exact for unit normals), 0 outside and for hulls without any valid face.
+    """
+    slack = hull_b[None] - jnp.einsum("lfk,pk->plf", hull_A, points)  # (P, L, F)
+    # padded faces must not bound the hull: a large finite slack (not inf: inf * 0 in the
+    # backward pass of the where would give NaN)
+    big = jnp.asarray(1e6, slack.dtype)
+    depth = jnp.maximum(jnp.min(jnp.where(face_mask[None], slack, big), axis=-1), 0.0)
+    return jnp.where(jnp.any(face_mask, axis=-1)[None, :], depth, 0.0)
+
+
 def world_hulls(hand: HandModel, T_world_body: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
-    """The link hulls in the world as ``{x: A x <= b}`` (the form of :func:`jaxgrasp.planning.losses.hull_depth`).
+    """The link hulls in the world as ``{x: A x <= b}`` (the form of :func:`hull_depth`).
 
     Moving the B*H planes is cheaper than moving every point into every link frame.
 

@@ -26,8 +26,10 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxgrasp.hand.model import HINGE, HandModel
+from jaxgrasp.core.configuration import joints, rotation, translation
 from jaxgrasp.core.lie import axis_angle_to_matrix, make_transform, so3_exp
+from jaxgrasp.hand.mjcf import HINGE
+from jaxgrasp.hand.model import HandModel
 
 
 def _fk_rt(hand: HandModel, q: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
@@ -63,6 +65,13 @@ def _fk_one(hand: HandModel, q: jnp.ndarray) -> jnp.ndarray:
     return make_transform(R, t)
 
 
+def _over_leading_axes(fn, a: jnp.ndarray):
+    """``fn`` of one item (the last axis of ``a``) vmapped over all leading axes of ``a``."""
+    for _ in range(a.ndim - 1):
+        fn = jax.vmap(fn)
+    return fn(a)
+
+
 def forward_kinematics(hand: HandModel, joint_angles: jnp.ndarray) -> jnp.ndarray:
     """Poses of all bodies in the hand (root) frame.
 
@@ -76,10 +85,7 @@ def forward_kinematics(hand: HandModel, joint_angles: jnp.ndarray) -> jnp.ndarra
     q = jnp.asarray(joint_angles)
     if q.shape[-1] != hand.num_joints:
         raise ValueError(f"expected {hand.num_joints} joint angles (hand.joint_names), got shape {q.shape}")
-    fn = lambda qq: _fk_one(hand, qq)  # noqa: E731
-    for _ in range(q.ndim - 1):
-        fn = jax.vmap(fn)
-    return fn(q)
+    return _over_leading_axes(lambda qq: _fk_one(hand, qq), q)
 
 
 def independent_angles(hand: HandModel, z: jnp.ndarray) -> jnp.ndarray:
@@ -112,12 +118,12 @@ def couple(hand: HandModel, q_independent: jnp.ndarray) -> jnp.ndarray:
 
 def config_to_joint_angles(hand: HandModel, config: jnp.ndarray) -> jnp.ndarray:
     """Joint angles ``(J,)`` over ``hand.joint_names`` from a configuration ``(6 + I,)``."""
-    return couple(hand, independent_angles(hand, config[6:]))
+    return couple(hand, independent_angles(hand, joints(config)))
 
 
 def config_to_palm_pose(config: jnp.ndarray) -> jnp.ndarray:
     """``T_world_palm`` (4, 4) from the first 6 entries (translation, rotation vector)."""
-    return make_transform(so3_exp(config[3:6]), config[:3])
+    return make_transform(so3_exp(rotation(config)), translation(config))
 
 
 @struct.dataclass
@@ -146,9 +152,9 @@ class PosedHand:
 def _pose_one(hand: HandModel, config: jnp.ndarray) -> PosedHand:
     q = config_to_joint_angles(hand, config)
     R_palm_body, t_palm_body = _fk_rt(hand, q)
-    R_world_palm = so3_exp(config[3:6])
+    R_world_palm = so3_exp(rotation(config))
     R_world_body = R_world_palm @ R_palm_body
-    t_world_body = config[:3] + t_palm_body @ R_world_palm.T
+    t_world_body = translation(config) + t_palm_body @ R_world_palm.T
 
     def place(body, pos, normal):
         R, t = R_world_body[body], t_world_body[body]
@@ -157,7 +163,7 @@ def _pose_one(hand: HandModel, config: jnp.ndarray) -> PosedHand:
     cp, cn = place(hand.contact_body, hand.contact_pos, hand.contact_normal)
     sp, sn = place(hand.sample_body, hand.sample_pos, hand.sample_normal)
     return PosedHand(
-        T_world_palm=make_transform(R_world_palm, config[:3]),
+        T_world_palm=make_transform(R_world_palm, translation(config)),
         T_world_body=make_transform(R_world_body, t_world_body),
         joint_angles=q,
         contact_pos=cp,
@@ -181,10 +187,7 @@ def pose_hand(hand: HandModel, config: jnp.ndarray) -> PosedHand:
     x = jnp.asarray(config)
     if x.shape[-1] != hand.num_dof:
         raise ValueError(f"expected a configuration of size 6 + {hand.num_independent} = {hand.num_dof}, got shape {x.shape}")
-    fn = lambda xx: _pose_one(hand, xx)  # noqa: E731
-    for _ in range(x.ndim - 1):
-        fn = jax.vmap(fn)
-    return fn(x)
+    return _over_leading_axes(lambda xx: _pose_one(hand, xx), x)
 
 
 def default_config(hand: HandModel, opening: float = 0.0) -> jnp.ndarray:

@@ -1,6 +1,6 @@
 """Orbax checkpoints of training runs, and the run's settings (``run.json``).
 
-A run folder holds ``run.json`` (the :class:`~jaxgrasp.learning.train.TrainConfig`, the
+A run folder holds ``run.json`` (the :class:`~jaxgrasp.learning.config.TrainConfig`, the
 :class:`~jaxgrasp.learning.model.ModelConfig` and the dataset's cameras), ``checkpoints/<step>/`` (the
 training state: parameters, optimiser state and PRNG key as arrays, plus the loop counters and
 the running sums of the current epoch's loss terms as JSON), ``phase1/`` and ``final/``
@@ -16,9 +16,10 @@ import os
 import jax
 import orbax.checkpoint as ocp
 
-from jaxgrasp.planning import losses
 from jaxgrasp.learning import model as M
-from jaxgrasp.planning.planner import PlanConfig
+from jaxgrasp.learning.config import ChamferWeights, TrainConfig
+from jaxgrasp.planning import losses
+from jaxgrasp.planning.settings import PlanConfig
 
 _COUNTERS = ("epoch", "step_in_epoch", "step", "phase")
 
@@ -64,7 +65,7 @@ def load_params(directory: str, like):
     return ocp.StandardCheckpointer().restore(os.path.abspath(directory), abstract)
 
 
-def write_run(path: str, cfg, mcfg: M.ModelConfig, manifest: dict) -> None:
+def write_run(path: str, cfg: TrainConfig, mcfg: M.ModelConfig, manifest: dict) -> None:
     """``run.json``: settings and cameras, everything :mod:`jaxgrasp.learning.predict` needs."""
     run = {"train_config": dataclasses.asdict(cfg), "model_config": dataclasses.asdict(mcfg),
            "hand": manifest["hand"],
@@ -82,9 +83,7 @@ def model_config_from_json(d: dict) -> M.ModelConfig:
     return M.ModelConfig(**{**d, "output_offset": tuple(d["output_offset"])})
 
 
-def train_config_from_json(d: dict):
-    from jaxgrasp.learning.train import ChamferWeights, TrainConfig
-
+def train_config_from_json(d: dict) -> TrainConfig:
     # (runs saved before the squeeze existed use its default; flat configs of earlier versions load)
     return TrainConfig(**{**d, "weights": losses.LossWeights(**d["weights"]), "chamfer": ChamferWeights(**d["chamfer"]),
                           "plan": PlanConfig.from_dict(d["plan"])})

@@ -51,11 +51,11 @@ group D4 (:func:`augmentation_rotations`): the identity, 90/180/270 degrees abou
 degrees about x, y and the two diagonals x = +-y. They form a group (composing two augmentations
 gives another), and every one maps the axis-aligned box onto itself.
 
-Ground truth (paper: 100 grasps per object from GraspIt!, valid ones kept): the differentiable
-planner (the steps of :func:`jaxgrasp.plan_grasps`, ``plan_starts`` starts, ``plan_steps`` Adam
-steps, one object at a time: measured faster than :func:`jaxgrasp.planning.batch.plan_batch` on this
-CPU), keeping
-the valid grasps (force closure, penetration <= 1 mm), best first, at most ``grasps`` of them.
+Ground truth (paper: 100 grasps per object from GraspIt!, valid ones kept;
+:mod:`jaxgrasp.learning.ground_truth`): the differentiable planner (the steps of
+:func:`jaxgrasp.plan_grasps`, ``plan_starts`` starts, ``plan_steps`` Adam steps, one object at a
+time: measured faster than :func:`jaxgrasp.planning.batch.plan_batch` on this CPU), keeping the
+valid grasps (force closure, penetration <= 1 mm), best first, at most ``grasps`` of them.
 An object with no valid grasp is dropped and logged (in the manifest's ``dropped``); a fixed
 seed keeps that reproducible.
 
@@ -75,83 +75,26 @@ import os
 import time
 from collections.abc import Callable
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import trimesh
 from tqdm.auto import tqdm
 
-from jaxgrasp.planning.evaluation import object_trimesh
+from jaxgrasp.core.configuration import join, split
+from jaxgrasp.core.lie import matrix_to_rotvec_np, rotvec_to_matrix_np, so3_exp, so3_log
 from jaxgrasp.hand.model import load_hand
-from jaxgrasp.core.lie import matrix_to_rotvec_np
-from jaxgrasp.mesh.objects import load_object, make_object
-from jaxgrasp.planning.engine import Archive
-from jaxgrasp.planning.planner import (
-    PlanConfig,
-    Schedule,
-    Shapes,
-    as_object,
-    evaluate_starts,
-    make_scene,
-    optimize,
-    start_configs,
+from jaxgrasp.learning.atomic import write_json, write_mesh, write_npz
+from jaxgrasp.learning.config import DatasetConfig
+from jaxgrasp.learning.ground_truth import (
+    centred_mesh,
+    ground_truth,
+    object_sources,
+    split_of,
 )
-from jaxgrasp.mesh.procedural import procedural_set
 from jaxgrasp.mesh.render import default_cameras, render_views
 
 SCHEMA = "jaxgrasp.dataset/1"
-MESH_SUFFIXES = (".obj", ".stl", ".ply", ".off", ".glb")
 log = logging.getLogger("jaxgrasp.dataset")
-
-
-@dataclasses.dataclass(frozen=True)
-class DatasetConfig:
-    """Settings of a dataset build (CLI flags of ``python -m jaxgrasp.dataset build``).
-
-    Attributes:
-        objects: a folder of meshes (files with the suffixes in :data:`MESH_SUFFIXES`, sorted by
-            name), or None for the bundled procedural set.
-        num_objects: objects of the procedural set (a folder: use at most this many; 0 = all).
-        units: unit of the mesh files ("m", "cm", "mm").
-        hand: bundled hand name or hand file.
-        grasps: G, ground-truth grasps kept per object (valid ones only; padded to G).
-        plan_starts: planner starts per object (at least ``grasps``).
-        plan_steps: planner Adam steps.
-        views: V, cameras.
-        size: image width = height (pixels).
-        fov: camera field of view (degrees).
-        camera_distance: camera distance from the centre of mass (m); None: just enough for the
-            largest object to fit every view (1.15 x its size / sin(fov / 2)).
-        num_rotations: augmentation rotations used (the first ones of
-            :func:`augmentation_rotations`, 1 to 8).
-        test_fraction: fraction of the objects in the test split.
-        seed: fixes the procedural set, the split and the planner.
-        shard_size: samples per shard file.
-    """
-
-    objects: str | None = None
-    num_objects: int = 32
-    units: str = "m"
-    hand: str = "shadow"
-    grasps: int = 16
-    plan_starts: int = 16
-    plan_steps: int = 200
-    views: int = 5
-    size: int = 128
-    fov: float = 40.0
-    camera_distance: float | None = None
-    num_rotations: int = 8
-    test_fraction: float = 0.2
-    seed: int = 0
-    shard_size: int = 64
-
-    def __post_init__(self):
-        if not 1 <= self.num_rotations <= 8:
-            raise ValueError(f"num_rotations must be 1..8, got {self.num_rotations}")
-        if self.grasps < 1 or self.views < 1 or self.size < 1 or self.shard_size < 1:
-            raise ValueError("grasps, views, size and shard_size must be positive")
-        if not 0.0 <= self.test_fraction < 1.0:
-            raise ValueError(f"test_fraction must be in [0, 1), got {self.test_fraction}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,17 +134,8 @@ class GraspDataset:
 
 
 # ----------------------------------------------------------------------------------------------
-# Rotations
+# Augmentation and sample frames
 # ----------------------------------------------------------------------------------------------
-
-
-def _axis_rotation(axis, angle_deg: float) -> np.ndarray:
-    a = np.asarray(axis, np.float64)
-    a = a / np.linalg.norm(a)
-    K = np.array([[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]])
-    th = np.radians(angle_deg)
-    R = np.eye(3) + np.sin(th) * K + (1 - np.cos(th)) * K @ K
-    return np.round(R, 15) + 0.0  # exact 0/+-1 entries (the group elements are signed permutations)
 
 
 def augmentation_rotations() -> np.ndarray:
@@ -210,163 +144,46 @@ def augmentation_rotations() -> np.ndarray:
     Index 0 is the identity; 1-3 rotate by 90, 180, 270 degrees about z; 4-7 rotate by 180
     degrees about x, y, (1, 1, 0) and (1, -1, 0). All entries are 0 or +-1.
     """
+    z = np.array([0.0, 0.0, 1.0])
     rots = [np.eye(3)]
-    rots += [_axis_rotation([0, 0, 1], a) for a in (90, 180, 270)]
-    rots += [_axis_rotation(ax, 180) for ax in ([1, 0, 0], [0, 1, 0], [1, 1, 0], [1, -1, 0])]
+    rots += [rotvec_to_matrix_np(np.radians(a) * z) for a in (90, 180, 270)]
+    rots += [rotvec_to_matrix_np(np.pi * np.asarray(ax, np.float64) / np.linalg.norm(ax))
+             for ax in ([1, 0, 0], [0, 1, 0], [1, 1, 0], [1, -1, 0])]
     R = np.stack(rots)
-    return np.where(np.abs(R) < 0.5, 0.0, np.sign(R))
-
-
-def _rotvec_to_matrix_np(r: np.ndarray) -> np.ndarray:
-    """SO(3) exponential on the host (Rodrigues). Only an exactly zero vector is special-cased:
-    for any angle > 0, ``r / angle`` is a unit axis and the formula is accurate."""
-    th = float(np.linalg.norm(r))
-    if th == 0.0:
-        return np.eye(3)
-    a = r / th
-    K = np.array([[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]])
-    return np.eye(3) + np.sin(th) * K + (1 - np.cos(th)) * K @ K
+    return np.where(np.abs(R) < 0.5, 0.0, np.sign(R))  # exact 0/+-1 entries (signed permutations)
 
 
 def rotate_config(config: np.ndarray, R: np.ndarray) -> np.ndarray:
     """A hand configuration ``(..., 6 + I)`` after rotating the world by ``R`` (3, 3) about the
     origin: ``t' = R t``, palm rotation ``R exp(r)`` (as a rotation vector with angle in
     [0, pi]), joint variables unchanged. The posed hand moves rigidly: every point ``p`` of it
-    goes to ``R p``."""
+    goes to ``R p``. Host side (float64); :func:`to_sample_frame` is the traced one."""
     config = np.asarray(config, np.float64)
     R = np.asarray(R, np.float64)
     flat = config.reshape(-1, config.shape[-1]).copy()
     for row in flat:
-        row[:3] = R @ row[:3]
-        row[3:6] = matrix_to_rotvec_np(R @ _rotvec_to_matrix_np(row[3:6]))
+        t, r, _ = split(row)  # views: assigned in place
+        t[:] = R @ t
+        r[:] = matrix_to_rotvec_np(R @ rotvec_to_matrix_np(r))
     return flat.reshape(config.shape)
 
 
-# ----------------------------------------------------------------------------------------------
-# Objects and ground truth
-# ----------------------------------------------------------------------------------------------
+def to_object_frame(x: jnp.ndarray, R: jnp.ndarray) -> jnp.ndarray:
+    """A configuration in a sample frame (object rotated by ``R``) -> the centred object frame."""
+    t, r, z = split(x)
+    return join(R.T @ t, so3_log(R.T @ so3_exp(r)), z)
 
 
-def object_sources(config: DatasetConfig) -> list[tuple[str, object]]:
-    """``(name, trimesh or path)`` of the object set, in a fixed order."""
-    if config.objects is None:
-        return list(procedural_set(config.num_objects, seed=config.seed))
-    if not os.path.isdir(config.objects):
-        raise FileNotFoundError(f"--objects {config.objects!r} is not a folder")
-    files = sorted(f for f in os.listdir(config.objects) if f.lower().endswith(MESH_SUFFIXES))
-    if not files:
-        raise FileNotFoundError(f"no mesh files ({', '.join(MESH_SUFFIXES)}) in {config.objects!r}")
-    if config.num_objects > 0:
-        files = files[: config.num_objects]
-    out, seen = [], set()
-    for f in files:
-        name = "".join(c if c.isalnum() or c in "-_." else "_" for c in os.path.splitext(f)[0])
-        while name in seen:
-            name += "_"
-        seen.add(name)
-        out.append((name, os.path.join(config.objects, f)))
-    return out
-
-
-def centred_mesh(source, units: str = "m") -> tuple[trimesh.Trimesh, float]:
-    """The checked and repaired mesh in its centred frame (centre of mass at the origin), and
-    its size (:attr:`jaxgrasp.mesh.objects.Object.size`)."""
-    if isinstance(source, trimesh.Trimesh):
-        obj, _ = make_object(source.vertices, source.faces, units=units, dtype=np.float64)
-    else:
-        obj, _ = load_object(source, units=units, dtype=np.float64)
-    tm = object_trimesh(obj)
-    com = np.asarray(obj.center_of_mass, np.float64)
-    return trimesh.Trimesh(tm.vertices - com, tm.faces, process=False), float(obj.size)
-
-
-def plan_config(config: DatasetConfig) -> PlanConfig:
-    """The planner settings of a build."""
-    return PlanConfig(shapes=Shapes(num_starts=max(config.plan_starts, config.grasps)),
-                      schedule=Schedule(steps=config.plan_steps), seed=config.seed)
-
-
-def ground_truth(mesh: trimesh.Trimesh, hand, config: DatasetConfig) -> dict[str, np.ndarray]:
-    """Valid planner grasps of one centred mesh, best first, at most ``config.grasps``.
-
-    The fixed-step planner's steps, exact evaluation and ranking (:func:`jaxgrasp.planning.planner.optimize`,
-    :func:`~jaxgrasp.planning.planner.evaluate_starts` into an :class:`~jaxgrasp.planning.engine.Archive`), without
-    the squeeze and without packaging every start as a :class:`~jaxgrasp.GraspResult` (whose
-    reporting-only metrics cost about 20% of the planning time here).
-
-    Returns:
-        ``{"configs": (k, 6 + I) centred frame, "q1": (k,), "penetration_mm": (k,),
-        "num_starts": ()}`` with ``k <= config.grasps`` (possibly 0).
-    """
-    pc = plan_config(config)
-    obj, _, tm = as_object(mesh)
-    scene = make_scene(obj, tm, pc, dtype=hand.body_pos.dtype)
-    x0 = start_configs(hand, obj, pc, jax.random.PRNGKey(pc.seed))
-    x, _ = optimize(hand, scene, x0, pc)
-    archive = Archive()
-    evaluate_starts(hand, obj, tm, np.asarray(x, np.float64), pc, archive)
-    best = [e for _, e in archive.ranked() if e.metrics["valid"]][: config.grasps]
-    # The planner's centred frame is about the centre of mass it computes for this (already
-    # centred) mesh: a float rounding away from the origin, so it is the saved mesh's frame.
-    return {
-        "configs": np.asarray([e.config for e in best], np.float64).reshape(len(best), x.shape[1]),
-        "q1": np.asarray([e.metrics["q1"] for e in best], np.float64),
-        "penetration_mm": np.asarray([e.metrics["penetration_mm"] for e in best], np.float64),
-        "num_starts": np.asarray(pc.shapes.num_starts),
-    }
-
-
-def split_of(names: list[str], test_fraction: float, seed: int) -> dict[str, str]:
-    """Deterministic train/test assignment: a seeded permutation, the first
-    ``round(test_fraction * n)`` (at least one when ``test_fraction > 0`` and n >= 2) to test."""
-    n = len(names)
-    n_test = round(test_fraction * n)
-    if test_fraction > 0 and n >= 2:
-        n_test = min(max(n_test, 1), n - 1)
-    perm = np.random.default_rng(seed).permutation(n)
-    test = {names[i] for i in perm[:n_test]}
-    return {nm: ("test" if nm in test else "train") for nm in names}
+def to_sample_frame(x: jnp.ndarray, R: jnp.ndarray) -> jnp.ndarray:
+    """Inverse of :func:`to_object_frame` (the traced :func:`rotate_config`)."""
+    t, r, z = split(x)
+    return join(R @ t, so3_log(R @ so3_exp(r)), z)
 
 
 # ----------------------------------------------------------------------------------------------
 # Files
 # ----------------------------------------------------------------------------------------------
 
-
-def _atomic(path: str, write: Callable[[str], None]) -> None:
-    """Write ``path`` through ``write(tmp)`` and a rename, so a file is whole or absent."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    base, ext = os.path.splitext(path)
-    tmp = f"{base}.tmp{os.getpid()}{ext}"  # keep the extension: np.savez appends ".npz" otherwise
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _write_json(path: str, data) -> None:
-    def w(tmp):
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=1)
-
-    _atomic(path, w)
-
-
-def _write_npz(path: str, **arrays) -> None:
-    _atomic(path, lambda tmp: np.savez_compressed(tmp, **arrays))
-
-
-def _write_mesh(path: str, mesh: trimesh.Trimesh) -> None:
-    text = trimesh.exchange.obj.export_obj(mesh, include_normals=False, include_color=False,
-                                           include_texture=False, digits=10)
-
-    def w(tmp):
-        with open(tmp, "w") as f:
-            f.write(text)
-
-    _atomic(path, w)
 
 
 def read_mesh(path: str) -> trimesh.Trimesh:
@@ -460,7 +277,7 @@ def build_dataset(config: DatasetConfig, out_dir: str | os.PathLike, progress: b
             raise ValueError(f"{out_dir} was built with other settings ({', '.join(diff)} differ); "
                              "use another --out folder or delete it")
     else:
-        _write_json(cfg_path, cfg_dict)
+        write_json(cfg_path, cfg_dict)
 
     hand = load_hand(config.hand)
     t_start = time.perf_counter()
@@ -481,7 +298,7 @@ def build_dataset(config: DatasetConfig, out_dir: str | os.PathLike, progress: b
             continue
         mesh_path = os.path.join(out_dir, "meshes", f"{name}.obj")
         if not os.path.exists(mesh_path):
-            _write_mesh(mesh_path, mesh)
+            write_mesh(mesh_path, mesh)
         # Plan and render the mesh exactly as stored (the OBJ keeps 10 decimals).
         mesh = read_mesh(mesh_path)
         gt_path = os.path.join(out_dir, "gt", f"{name}.npz")
@@ -492,7 +309,7 @@ def build_dataset(config: DatasetConfig, out_dir: str | os.PathLike, progress: b
             t0 = time.perf_counter()
             gt = ground_truth(mesh, hand, config)
             stats["plan_s"] += time.perf_counter() - t0
-            _write_npz(gt_path, **gt)
+            write_npz(gt_path, **gt)
         if len(gt["configs"]) == 0:
             log.warning("dropping %s: no valid grasp out of %d starts", name, int(gt["num_starts"]))
             dropped.append({"name": name, "reason": f"no valid grasp out of {int(gt['num_starts'])} starts"})
@@ -549,7 +366,7 @@ def build_dataset(config: DatasetConfig, out_dir: str | os.PathLike, progress: b
                 bar.update(1)
             oi_arr = np.array([o for o, _ in samples], np.int32)
             ri_arr = np.array([r for _, r in samples], np.int32)
-            _write_npz(path, depth=depth, object_index=oi_arr, rotation_index=ri_arr,
+            write_npz(path, depth=depth, object_index=oi_arr, rotation_index=ri_arr,
                        R_aug=rotations[ri_arr].astype(np.float32), grasps=grasps, grasp_mask=mask)
         else:
             bar.update(len(samples))
@@ -573,7 +390,7 @@ def build_dataset(config: DatasetConfig, out_dir: str | os.PathLike, progress: b
         "shards": shards,
         "config": cfg_dict,
     }
-    _write_json(os.path.join(out_dir, "manifest.json"), manifest)
+    write_json(os.path.join(out_dir, "manifest.json"), manifest)
     stats["total_s"] = time.perf_counter() - t_start
     log.info("built %s in %.1f s (planning %.1f s, rendering %.1f s for %d samples)", out_dir, stats["total_s"],
              stats["plan_s"], stats["render_s"], stats["samples_rendered"])

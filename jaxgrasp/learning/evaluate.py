@@ -28,16 +28,38 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxgrasp.learning import checkpoint as C
-from jaxgrasp.planning.evaluation import evaluate
 from jaxgrasp.hand.model import load_hand
+from jaxgrasp.learning import checkpoint as C
+from jaxgrasp.learning import model as M
+from jaxgrasp.learning.data import load_split, to_object_frame
+from jaxgrasp.learning.scenes import load_objects
+from jaxgrasp.planning.evaluation import evaluate
 from jaxgrasp.planning.planner import PlanConfig, Schedule, optimize
-from jaxgrasp.learning.train import load_objects, predict_object_frame, summarize
 
 COLUMNS = (("q1_mean", "Q1 mean", "{:.4f}"), ("q1_var", "Q1 var", "{:.4f}"),
            ("penetration_mm", "penetration mean (mm)", "{:.2f}"),
            ("penetration_median_mm", "penetration median (mm)", "{:.2f}"),
            ("force_closure", "force closure", "{:.0%}"), ("valid", "valid", "{:.0%}"))
+
+predict_batch = jax.jit(M.apply, static_argnums=(0,))
+
+
+def predict_object_frame(mcfg: M.ModelConfig, params, depth: np.ndarray, R: np.ndarray, chunk: int = 16) -> np.ndarray:
+    """Predictions ``(n, 6 + I)`` for depth views ``(n, V, H, W)``, mapped to the object frame."""
+    out = []
+    for k in range(0, len(depth), chunk):
+        x = predict_batch(mcfg, params, jnp.asarray(depth[k:k + chunk]))
+        out.append(np.asarray(jax.vmap(to_object_frame)(x, jnp.asarray(R[k:k + chunk], x.dtype))))
+    return np.concatenate(out).astype(np.float64)
+
+
+def summarize(metrics: list[dict]) -> dict:
+    """Table II columns of a list of ``planner.evaluate`` results."""
+    q1 = np.array([m["q1"] for m in metrics])
+    pen = np.array([m["penetration_mm"] for m in metrics])
+    return {"n": len(metrics), "q1_mean": float(q1.mean()), "q1_var": float(q1.var()),
+            "penetration_mm": float(pen.mean()), "penetration_median_mm": float(np.median(pen)),
+            "force_closure": float(np.mean(q1 > 0)), "valid": float(np.mean([m["valid"] for m in metrics]))}
 
 
 def evaluate_params(mcfg, params, test_set, hand, scenes, full, plan: PlanConfig, *, refine_steps: int = 0,
@@ -104,8 +126,6 @@ def evaluate_run(checkpoint: str, *, data: str | None = None, refine_steps: int 
                  out: str | None = None) -> dict:
     """Evaluate a run (its ``phase1/`` and ``final/`` parameters) or one parameter folder on the
     test split; writes ``table.md`` and ``results.json``; returns them (``"markdown"``, ``"rows"``)."""
-    from jaxgrasp.learning.data import load_split
-
     path = os.path.abspath(checkpoint)
     if os.path.exists(os.path.join(path, "run.json")):
         run_dir = path

@@ -18,10 +18,20 @@ import jax.numpy as jnp
 import numpy as np
 import trimesh
 
+from jaxgrasp.hand.kinematics import pose_hand
+from jaxgrasp.hand.model import HandModel, load_hand
 from jaxgrasp.learning import checkpoint as C
 from jaxgrasp.learning import model as M
-from jaxgrasp.hand.model import HandModel, load_hand
-from jaxgrasp.hand.kinematics import pose_hand
+from jaxgrasp.learning.data import render_sample
+from jaxgrasp.mesh.render import Camera
+from jaxgrasp.planning.planner import (
+    PlanConfig,
+    Schedule,
+    as_object,
+    make_scene,
+    optimize,
+)
+from jaxgrasp.planning.planner import evaluate as evaluate_grasp
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,8 +60,6 @@ def _load(path: str):
 
 
 def _cameras(run: dict):
-    from jaxgrasp.mesh.render import Camera
-
     c = run["cameras"]
     return Camera(K=jnp.asarray(c["intrinsics"], jnp.float32), T_object_camera=jnp.asarray(c["T_object_camera"], jnp.float32),
                   width=int(c["width"]), height=int(c["height"]))
@@ -94,9 +102,6 @@ def predict(checkpoint: str | os.PathLike, depth_images_or_mesh, *, units: str =
         x = np.asarray(M.apply(mcfg, params, jnp.asarray(d)), np.float64)
         out = [_package(hand, xi, np.zeros(3)) for xi in x]
         return out[0] if single else out
-    from jaxgrasp.learning.data import render_sample
-    from jaxgrasp.planning.planner import PlanConfig, Schedule, as_object, evaluate as evaluate_grasp, make_scene, optimize
-
     obj, _, tm = as_object(depth_images_or_mesh, units=units)
     com = np.asarray(obj.center_of_mass, np.float64)
     centred = trimesh.Trimesh(np.asarray(tm.vertices) - com, tm.faces, process=False)

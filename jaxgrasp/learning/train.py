@@ -14,7 +14,7 @@ collision depths in 5 cm units"). The planner itself also uses c_guide 1 (see ``
 
 Frames. The network sees a *sample* (an object under an augmentation rotation ``R``) and predicts
 ``x = (t, r, z)`` in the sample frame; the planner's scene of the object lives in its centred
-frame. The prediction is mapped back by ``R^T`` (:func:`to_object_frame`: ``t_obj = R^T t``,
+frame. The prediction is mapped back by ``R^T`` (:func:`jaxgrasp.learning.data.to_object_frame`: ``t_obj = R^T t``,
 ``r_obj = log(R^T exp(r))`` through :func:`jaxgrasp.core.lie.so3_log`) before the loss terms. Every
 object's scene is built once (``planner.make_scene``), padded to one face count and stacked into
 one pytree; the jitted step indexes it by ``object_index``.
@@ -42,6 +42,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from typing import Callable
 
@@ -51,76 +52,34 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from jaxgrasp.planning import losses
-from jaxgrasp.learning import model as M
-from jaxgrasp.hand.model import HandModel, load_hand
+from jaxgrasp.core.configuration import split
+from jaxgrasp.core.lie import rotation_angle_sq, so3_exp
 from jaxgrasp.hand.kinematics import independent_angles
-from jaxgrasp.core.lie import so3_exp, so3_log
-from jaxgrasp.planning.objective import Phase, active_sets, grasp_loss, loss_params, stack_scenes
-from jaxgrasp.planning.planner import LossConfig, PlanConfig, as_object, face_bucket, make_scene
-
-DEFAULT_DATA = "data/bundled"
-DEFAULT_OUT = "out/train"
-
-
-@dataclasses.dataclass(frozen=True)
-class ChamferWeights:
-    """Weights of the configuration-space distance of :func:`config_distance`."""
-
-    translation: float = 1.0  # per (object size)^2
-    rotation: float = 1.0  # per rad^2 of geodesic angle
-    joints: float = 1.0  # per rad^2, mean over the independent joints
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Training settings (CLI flags of ``python -m jaxgrasp.train``).
-
-    Attributes:
-        data: dataset folder (:mod:`jaxgrasp.learning.data` format).
-        out: run folder (checkpoints, log, results).
-        arch: backbone (:data:`jaxgrasp.learning.model.ARCHS`).
-        epochs1, epochs2: epochs of phase 1 (Chamfer only) and phase 2 (+ differentiable loss).
-        batch_size: samples per step (the last incomplete batch of an epoch is dropped, so
-            every step has one shape).
-        lr, lr2: Adam learning rates of phase 1 and 2 (``lr2`` None: ``lr``).
-        decay_rate, decay_epochs: staircase decay of the learning rate.
-        seed: parameters' initialisation and the epochs' sample order.
-        weights: loss weights (paper Table I).
-        chamfer: weights of the configuration distance.
-        plan: planner settings of the differentiable loss (friction, contact weights, the
-            collision scale, optimization-mesh size, active-set sizes) and of the evaluation.
-        val_samples: test samples evaluated exactly after every epoch (evenly spread, fixed).
-        keep: epoch checkpoints kept.
-    """
-
-    data: str = DEFAULT_DATA
-    out: str = DEFAULT_OUT
-    arch: str = "tiny"
-    epochs1: int = 40
-    epochs2: int = 20
-    batch_size: int = 16
-    lr: float = 1e-3
-    lr2: float | None = 1e-4
-    decay_rate: float = 0.9
-    decay_epochs: int = 20
-    seed: int = 0
-    weights: losses.LossWeights = losses.LossWeights(guide=1.0)
-    chamfer: ChamferWeights = ChamferWeights()
-    plan: PlanConfig = PlanConfig(loss=LossConfig(penetration_scale=0.05))
-    val_samples: int = 6
-    keep: int = 2
-
+from jaxgrasp.hand.model import HandModel, load_hand
+from jaxgrasp.learning import checkpoint as C
+from jaxgrasp.learning import model as M
+from jaxgrasp.learning.config import (
+    DEFAULT_DATA,
+    ChamferWeights,
+    DatasetConfig,
+    TrainConfig,
+)
+from jaxgrasp.learning.data import (
+    build_dataset,
+    load_split,
+    to_object_frame,
+    to_sample_frame,  # noqa: F401 (re-exported: the inverse of to_object_frame)
+)
+from jaxgrasp.learning.evaluate import evaluate_run, predict_object_frame, summarize
+from jaxgrasp.learning.scenes import Scenes, load_objects
+from jaxgrasp.planning import losses
+from jaxgrasp.planning.evaluation import evaluate
+from jaxgrasp.planning.objective import Phase, active_sets, grasp_loss, loss_params
+from jaxgrasp.planning.planner import PlanConfig
 
 # ----------------------------------------------------------------------------------------------
 # Losses
 # ----------------------------------------------------------------------------------------------
-
-
-def rotation_angle_sq(R_a: jnp.ndarray, R_b: jnp.ndarray) -> jnp.ndarray:
-    """Squared geodesic angle between rotations ``(3, 3)``: ``|log(R_a^T R_b)|^2`` [rad^2]."""
-    w = so3_log(R_a.T @ R_b)
-    return jnp.sum(w * w)
 
 
 def config_distance(hand: HandModel, x: jnp.ndarray, y: jnp.ndarray, size: jnp.ndarray,
@@ -132,9 +91,10 @@ def config_distance(hand: HandModel, x: jnp.ndarray, y: jnp.ndarray, size: jnp.n
     vectors ``r`` and ``r'`` of the same rotation are at distance 0), independent joint angles in
     radians after the sigmoid limit transform (so logits deep in saturation do not dominate).
     """
-    dt = (x[:3] - y[:3]) / size
-    ang = rotation_angle_sq(so3_exp(x[3:6]), so3_exp(y[3:6]))
-    dq = independent_angles(hand, x[6:]) - independent_angles(hand, y[6:])
+    (tx, rx, zx), (ty, ry, zy) = split(x), split(y)
+    dt = (tx - ty) / size
+    ang = rotation_angle_sq(so3_exp(rx), so3_exp(ry))
+    dq = independent_angles(hand, zx) - independent_angles(hand, zy)
     return w.translation * jnp.sum(dt * dt) + w.rotation * ang + w.joints * jnp.mean(dq * dq)
 
 
@@ -157,44 +117,9 @@ def chamfer_loss(hand: HandModel, x: jnp.ndarray, grasps: jnp.ndarray, mask: jnp
     return d[i], i
 
 
-def to_object_frame(x: jnp.ndarray, R: jnp.ndarray) -> jnp.ndarray:
-    """A configuration in a sample frame (object rotated by ``R``) -> the centred object frame."""
-    t = R.T @ x[:3]
-    r = so3_log(R.T @ so3_exp(x[3:6]))
-    return jnp.concatenate([t, r, x[6:]])
-
-
-def to_sample_frame(x: jnp.ndarray, R: jnp.ndarray) -> jnp.ndarray:
-    """Inverse of :func:`to_object_frame`."""
-    return jnp.concatenate([R @ x[:3], so3_log(R @ so3_exp(x[3:6])), x[6:]])
-
-
 # ----------------------------------------------------------------------------------------------
 # Host-side set-up
 # ----------------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Scenes:
-    """Planner scenes of every object of a dataset, stacked (leading axis = object index)."""
-
-    scenes: object  # planner.Scene with a leading object axis (watertight: a scalar when shared)
-    sizes: jnp.ndarray  # (num_objects,) object sizes [m]
-
-
-jax.tree_util.register_dataclass(Scenes, data_fields=["scenes", "sizes"], meta_fields=[])
-
-
-def load_objects(root: str, manifest: dict, plan: PlanConfig, dtype=jnp.float32) -> tuple[Scenes, list]:
-    """Stacked optimization scenes and the full-resolution ``(Object, trimesh)`` of every object."""
-    from jaxgrasp.learning.data import read_mesh
-
-    full = [as_object(read_mesh(os.path.join(root, o["mesh"]))) for o in manifest["objects"]]
-    pad = max(face_bucket(min(len(tm.faces), plan.shapes.opt_faces)) for _, _, tm in full)
-    scenes = [make_scene(obj, tm, plan, dtype=dtype, pad_faces=pad) for obj, _, tm in full]
-    stacked = stack_scenes(scenes)
-    sizes = jnp.asarray([float(obj.size) for obj, _, _ in full], dtype)
-    return Scenes(stacked, sizes), [(obj, tm) for obj, _, tm in full]
 
 
 def model_config_for(manifest: dict, train: np.ndarray, arch: str, num_outputs: int) -> M.ModelConfig:
@@ -273,30 +198,11 @@ def _train_step(params, opt_state, batch, hand, scenes, spec: StepSpec):
 
 
 train_step = jax.jit(_train_step, static_argnames=("spec",))
-predict_batch = jax.jit(M.apply, static_argnums=(0,))
 
 
 # ----------------------------------------------------------------------------------------------
 # Validation
 # ----------------------------------------------------------------------------------------------
-
-
-def predict_object_frame(mcfg: M.ModelConfig, params, depth: np.ndarray, R: np.ndarray, chunk: int = 16) -> np.ndarray:
-    """Predictions ``(n, 6 + I)`` for depth views ``(n, V, H, W)``, mapped to the object frame."""
-    out = []
-    for k in range(0, len(depth), chunk):
-        x = predict_batch(mcfg, params, jnp.asarray(depth[k:k + chunk]))
-        out.append(np.asarray(jax.vmap(to_object_frame)(x, jnp.asarray(R[k:k + chunk], x.dtype))))
-    return np.concatenate(out).astype(np.float64)
-
-
-def summarize(metrics: list[dict]) -> dict:
-    """Table II columns of a list of ``planner.evaluate`` results."""
-    q1 = np.array([m["q1"] for m in metrics])
-    pen = np.array([m["penetration_mm"] for m in metrics])
-    return {"n": len(metrics), "q1_mean": float(q1.mean()), "q1_var": float(q1.var()),
-            "penetration_mm": float(pen.mean()), "penetration_median_mm": float(np.median(pen)),
-            "force_closure": float(np.mean(q1 > 0)), "valid": float(np.mean([m["valid"] for m in metrics]))}
 
 
 def val_indices(n: int, k: int) -> np.ndarray:
@@ -325,10 +231,6 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, fina
         stop_after: simulate an interruption after this many steps of this call (tests).
         callback: called with each epoch's log record.
     """
-    from jaxgrasp.learning import checkpoint as C
-    from jaxgrasp.learning.data import load_split
-    from jaxgrasp.planning.evaluation import evaluate
-
     os.makedirs(cfg.out, exist_ok=True)
     run_path = os.path.join(cfg.out, "run.json")
     if resume and os.path.exists(run_path):
@@ -432,8 +334,6 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, fina
     summary = {"out": cfg.out, "train_time_s": time.perf_counter() - t_start, "steps": state["step"],
                "step_time_s": {f"phase{ph}": _median_tail(step_times[ph]) for ph in (1, 2)}}
     if final_eval:
-        from jaxgrasp.learning.evaluate import evaluate_run
-
         summary["table"] = evaluate_run(cfg.out, refine_steps=0, progress=progress)
     return summary
 
@@ -444,8 +344,6 @@ def _median_tail(ts: list[float]) -> float | None:
 
 
 def _main_thread() -> bool:
-    import threading
-
     return threading.current_thread() is threading.main_thread()
 
 
@@ -477,8 +375,6 @@ def main(argv=None) -> int:
             print(f"no dataset at {cfg.data} (manifest.json missing): build one with "
                   f"`python -m jaxgrasp.dataset build --out {cfg.data}`", file=sys.stderr)
             return 2
-        from jaxgrasp.learning.data import DatasetConfig, build_dataset
-
         print(f"no dataset at {cfg.data}: building the bundled one first (python -m jaxgrasp.dataset build; "
               "about 20 minutes on a 2-core CPU, resumable)", file=sys.stderr)
         build_dataset(DatasetConfig(), cfg.data)

@@ -33,6 +33,12 @@ from scipy.spatial import cKDTree
 
 from jaxgrasp.mesh.objects import Object
 
+# Error-bound multiplier of the distance query (jaxgrasp.mesh.geometry):
+# tol = TOL_FACTOR * eps(dtype) * (max|p| + max|vertex coordinate|). The closest-point and sign
+# quantities are sums of a few products of coordinate differences, each with a rounding error of
+# a few eps times the coordinate scale; 64 leaves a wide margin. The grid's margin covers it.
+TOL_FACTOR = 64.0
+
 
 @struct.dataclass
 class Grid:
@@ -140,8 +146,6 @@ def build_grid(obj: Object, *, resolution: int | None = None, cell_edges: float 
     centers = lo + (ijk + 0.5) * h
     # Circumradius, enlarged by 1e-3 so that points rounded across a cell face stay covered.
     radius = 0.5 * np.sqrt(3.0) * h * (1 + 1e-3)
-    from jaxgrasp.mesh.geometry import TOL_FACTOR  # noqa: PLC0415 (geometry imports this module)
-
     # Covers the float32 error bound of the query (the window of the exact path's tie test,
     # TOL_FACTOR * eps * (|p| + |vertex|) for any p in the grid) and float32 rounding.
     max_abs = float(np.abs(np.concatenate([lo, hi])).max())

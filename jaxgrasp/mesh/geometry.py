@@ -14,7 +14,7 @@ points to bound memory.
 * Exact path (``exact=True``, the default): points whose sign or closest feature floating point
   cannot decide are recomputed on the host with rational arithmetic through
   ``jax.pure_callback`` (see :mod:`jaxgrasp.mesh.exact`). Flagged (error bound tol, see
-  ``TOL_FACTOR``): |pseudonormal . (p - q)| <= tol; a face on the other side of its plane
+  ``TOL_FACTOR`` in :mod:`jaxgrasp.mesh.culling`): |pseudonormal . (p - q)| <= tol; a face on the other side of its plane
   within tol of the nearest distance (a near-tie that may hide the opposite sign); for open
   meshes |d| <= tol or a winding number near 1/2. The flags cost one extra pass over the pairs.
 * Derivatives (custom JVP, as in the paper): dd/dp = n(p); dn/dp = 0 for a face,
@@ -40,14 +40,11 @@ from jax import lax
 
 from jaxgrasp.mesh import culling
 from jaxgrasp.mesh import exact as exact_mod
+from jaxgrasp.mesh.culling import TOL_FACTOR
 from jaxgrasp.mesh.objects import Object
 
 # Feature codes of the closest point: 0 face, 1 + k edge k (corner k -> k + 1), 4 + k vertex k.
 FACE, EDGE0, VERTEX0 = 0, 1, 4
-# Error-bound multiplier: tol = TOL_FACTOR * eps(dtype) * (max|p| + max|vertex coordinate|).
-# The closest-point and sign quantities are sums of a few products of coordinate differences,
-# each with a rounding error of a few eps times the coordinate scale; 64 leaves a wide margin.
-TOL_FACTOR = 64.0
 
 # Per-face tables (see Object.columns) and their per-face shapes.
 TABLE_SHAPES = {"corners": (3, 3), "normals": (3,), "edges": (3, 3), "edge_inv_len2": (3,),

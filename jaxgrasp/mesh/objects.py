@@ -1,8 +1,9 @@
 """Target objects: load, check and repair triangle meshes; the padded object pytree.
 
 Host phase (NumPy): :func:`load_object` reads a mesh file with trimesh, :func:`make_object`
-takes arrays. Both check the mesh, repair what can be repaired without changing the solid,
-precompute the per-face tables the distance kernels need, and convert to JAX arrays once.
+takes arrays. Both check the mesh, repair what can be repaired without changing the solid
+(:mod:`jaxgrasp.mesh.repair`), precompute the per-face tables the distance kernels need, and
+convert to JAX arrays once.
 Each returns ``(Object, LoadReport)``: the report (what was found, what was repaired) stays on
 the host, so that it never becomes part of the pytree structure (which would recompile every
 jitted function per object).
@@ -26,9 +27,15 @@ import os
 
 import jax.numpy as jnp
 import numpy as np
-import scipy.sparse
-import scipy.sparse.csgraph
 from flax import struct
+
+from jaxgrasp.mesh.repair import (
+    drop_bad_faces,
+    edge_stats,
+    face_areas,
+    merge_vertices,
+    orient,
+)
 
 # Largest bounding-box extent (in metres, after scaling) accepted without `check_units=False`:
 # graspable objects are well below 2 m, CAD/scan exports in millimetres are far above it.
@@ -235,22 +242,22 @@ def make_object(vertices, faces, *, units: str = "m", scale: float | None = None
     # The object's geometry is its vertices in `dtype`: round first, so that merging, the
     # degeneracy tests and every derived table see exactly the stored coordinates.
     v = v.astype(dtype).astype(np.float64)
-    v, f = _merge_vertices(v, f, findings, repairs)
+    v, f = merge_vertices(v, f, findings, repairs)
     proper = (f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 2] != f[:, 0])
-    counts, consistent = _edge_stats(f[proper])
+    counts, consistent = edge_stats(f[proper])
     if not ((counts == 2).all() and consistent):
         findings.append(f"not watertight as given: {int((counts == 1).sum())} boundary edges, "
                         f"{int((counts > 2).sum())} non-manifold edges"
                         + ("" if consistent else ", inconsistent winding"))
-    f = _drop_bad_faces(v, f, findings, repairs)
+    f = drop_bad_faces(v, f, findings, repairs)
     if len(f) == 0:
         raise ValueError(f"{source}: no non-degenerate faces left after repair")
-    f, labels = _orient(v, f, findings, repairs)
+    f, labels = orient(v, f, findings, repairs)
     n_bodies = int(labels.max()) + 1
     if n_bodies > 1:
         findings.append(f"{n_bodies} separate bodies (face-connected components)")
         if components == "largest":
-            areas = np.bincount(labels, weights=_face_areas(v, f), minlength=n_bodies)
+            areas = np.bincount(labels, weights=face_areas(v, f), minlength=n_bodies)
             keep = labels == int(np.argmax(areas))
             repairs.append(f"kept the largest body ({int(keep.sum())} faces), dropped "
                            f"{n_bodies - 1} other(s) ({int((~keep).sum())} faces)")
@@ -263,7 +270,7 @@ def make_object(vertices, faces, *, units: str = "m", scale: float | None = None
         remap[used] = np.arange(len(used))
         v, f = v[used], remap[f]
 
-    counts, consistent = _edge_stats(f)
+    counts, consistent = edge_stats(f)
     watertight = bool((counts == 2).all() and consistent)
     if not watertight:
         findings.append(f"not watertight: {int((counts == 1).sum())} boundary edges, "
@@ -285,171 +292,6 @@ def make_object(vertices, faces, *, units: str = "m", scale: float | None = None
                         num_vertices=len(v), num_faces=len(f), num_bodies=n_bodies,
                         watertight=watertight, scale=scale, euler_number=int(euler))
     return obj, report
-
-
-def _merge_vertices(v, f, findings, repairs):
-    """Merges exactly coincident vertices (STL stores three copies per face), keeping the order
-    of first occurrence."""
-    uniq, first, inverse = np.unique(v, axis=0, return_index=True, return_inverse=True)
-    if len(uniq) == len(v):
-        return v, f
-    findings.append(f"{len(v) - len(uniq)} duplicate vertices (exactly coincident)")
-    repairs.append(f"merged duplicate vertices: {len(v)} -> {len(uniq)}")
-    order = np.argsort(first)                      # unique rows in order of first occurrence
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    return v[first[order]], rank[inverse.reshape(-1)][f]
-
-
-def _face_areas(v, f):
-    return 0.5 * np.linalg.norm(np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]), axis=1)
-
-
-def _drop_bad_faces(v, f, findings, repairs):
-    """Drops degenerate faces, duplicated faces and back-to-back pairs (zero-volume sheets)."""
-    e1, e2 = v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]
-    cross = np.linalg.norm(np.cross(e1, e2), axis=1)
-    repeated = (f[:, 0] == f[:, 1]) | (f[:, 1] == f[:, 2]) | (f[:, 2] == f[:, 0])
-    # Collinear corners: |e1 x e2| at the level of float64 rounding of |e1||e2|.
-    collinear = cross <= 64 * np.finfo(np.float64).eps * np.linalg.norm(e1, axis=1) * \
-        np.linalg.norm(e2, axis=1)
-    degenerate = repeated | collinear
-    if degenerate.any():
-        findings.append(f"{int(degenerate.sum())} zero-area faces ({int(repeated.sum())} with a "
-                        "repeated vertex)")
-        repairs.append(f"dropped {int(degenerate.sum())} zero-area faces")
-        f = f[~degenerate]
-    # Canonical key: sorted vertex ids; orientation parity tells same/opposite winding.
-    order = np.argsort(f, axis=1)
-    key = np.take_along_axis(f, order, axis=1)
-    # Parity of the sorting permutation (number of inversions mod 2): 0 = same orientation.
-    parity = ((order[:, 0] > order[:, 1]).astype(int) + (order[:, 0] > order[:, 2])
-              + (order[:, 1] > order[:, 2])) % 2
-    _, inv, cnt = np.unique(key, axis=0, return_inverse=True, return_counts=True)
-    inv = inv.reshape(-1)
-    drop = np.zeros(len(f), bool)
-    if (cnt > 1).any():
-        n_pos = np.bincount(inv, weights=(parity == 0), minlength=len(cnt))
-        n_neg = cnt - n_pos
-        # Keep |n_pos - n_neg| copies with the majority orientation: each opposite pair is a
-        # zero-volume sheet, each same-orientation copy a duplicate.
-        seen = np.zeros(len(cnt), np.int64)
-        keep_n = np.abs(n_pos - n_neg).astype(np.int64)
-        major = np.where(n_pos >= n_neg, 0, 1)
-        for i in np.nonzero(cnt[inv] > 1)[0]:
-            g = inv[i]
-            if parity[i] == major[g] and seen[g] < keep_n[g]:
-                seen[g] += 1
-            else:
-                drop[i] = True
-        # A back-to-back pair inside a closed surface (one copy belongs to it, the other is a
-        # stray flipped copy) must keep one face: restore one where dropping opens an edge.
-        kept_counts = _edge_counts_of(f[~drop], f)
-        for g in np.unique(inv[drop]):
-            members = np.nonzero(inv == g)[0]
-            if drop[members].all() and (kept_counts[members[0]] == 1).any():
-                drop[members[0]] = False
-        pairs = int(np.minimum(n_pos, n_neg).sum())
-        findings.append(f"{int((cnt[inv] > 1).sum())} faces in {int((cnt > 1).sum())} groups of "
-                        f"duplicates ({pairs} back-to-back pairs enclosing zero volume)")
-        repairs.append(f"dropped {int(drop.sum())} duplicated / back-to-back faces")
-    return f[~drop]
-
-
-def _edge_counts_of(kept, query):
-    """For each face of ``query``: how many faces of ``kept`` use each of its 3 edges."""
-    width = int(max(kept.max(initial=0), query.max())) + 1
-
-    def key(x):
-        nxt = np.roll(x, -1, axis=1)
-        return np.minimum(x, nxt) * width + np.maximum(x, nxt)
-
-    uniq, cnt = np.unique(key(kept), return_counts=True)
-    q = key(query)
-    pos = np.minimum(np.searchsorted(uniq, q), max(len(uniq) - 1, 0))
-    return np.where((len(uniq) > 0) & (uniq[pos] == q), cnt[pos], 0)
-
-
-def _edge_stats(f):
-    """Per undirected edge: number of faces, and whether all 2-face edges are oppositely used."""
-    directed = np.stack([f, np.roll(f, -1, axis=1)], axis=-1).reshape(-1, 2)
-    und = np.sort(directed, axis=1)
-    uniq, inv, counts = np.unique(und, axis=0, return_inverse=True, return_counts=True)
-    forward = (directed[:, 0] < directed[:, 1]).astype(np.int64)
-    n_fwd = np.bincount(inv.reshape(-1), weights=forward, minlength=len(uniq))
-    consistent = bool(np.all(n_fwd[counts == 2] == 1))
-    return counts, consistent
-
-
-def _orient(v, f, findings, repairs):
-    """Makes the winding consistent per body and orients closed bodies outward.
-
-    Returns:
-      (faces, body label per face).
-    """
-    nf = len(f)
-    directed = np.stack([f, np.roll(f, -1, axis=1)], axis=-1).reshape(-1, 2)
-    face_of = np.repeat(np.arange(nf), 3)
-    und = np.sort(directed, axis=1)
-    _, inv, counts = np.unique(und, axis=0, return_inverse=True, return_counts=True)
-    inv = inv.reshape(-1)
-    # Face adjacency through manifold (2-face) edges only.
-    two = counts[inv] == 2
-    order = np.argsort(inv[two], kind="stable")
-    pair_faces = face_of[two][order].reshape(-1, 2)
-    pair_dirs = directed[two][order].reshape(-1, 2, 2)
-    # Same direction on both sides: the two faces disagree on orientation.
-    flip_rel = np.all(pair_dirs[:, 0] == pair_dirs[:, 1], axis=1)
-    adj = scipy.sparse.coo_matrix(
-        (np.ones(len(pair_faces)), (pair_faces[:, 0], pair_faces[:, 1])), shape=(nf, nf))
-    n_comp, labels = scipy.sparse.csgraph.connected_components(adj, directed=False)
-    if flip_rel.any():
-        findings.append(f"inconsistent winding: {int(flip_rel.sum())} edges where neighbouring "
-                        "faces disagree")
-        flips, orientable = _propagate_orientation(nf, pair_faces, flip_rel)
-        if orientable:
-            repairs.append(f"flipped {int(flips.sum())} faces to make the winding consistent")
-            f = np.where(flips[:, None], f[:, ::-1], f)
-        else:
-            findings.append("the mesh is not orientable (Moebius-like); winding left as it is")
-    # Outward orientation of closed bodies: negative signed volume means inside-out.
-    vol = np.einsum("ij,ij->i", v[f[:, 0]], np.cross(v[f[:, 1]], v[f[:, 2]])) / 6.0
-    body_vol = np.bincount(labels, weights=vol, minlength=n_comp)
-    edge_body = labels[face_of]
-    closed = np.ones(n_comp, bool)
-    np.logical_and.at(closed, edge_body, counts[inv] == 2)
-    inverted = closed & (body_vol < 0)
-    if inverted.any():
-        findings.append(f"{int(inverted.sum())} closed bodies oriented inward")
-        repairs.append(f"flipped {int(inverted.sum())} inside-out bodies")
-        f = np.where(inverted[labels][:, None], f[:, ::-1], f)
-    return f, labels
-
-
-def _propagate_orientation(nf, pair_faces, flip_rel):
-    """Breadth-first search assigning a flip to each face so that all neighbours agree."""
-    nbr = [[] for _ in range(nf)]
-    for (a, b), rel in zip(pair_faces.tolist(), flip_rel.tolist()):
-        nbr[a].append((b, rel))
-        nbr[b].append((a, rel))
-    flips = np.zeros(nf, bool)
-    seen = np.zeros(nf, bool)
-    ok = True
-    for start in range(nf):
-        if seen[start]:
-            continue
-        seen[start] = True
-        stack = [start]
-        while stack:
-            a = stack.pop()
-            for b, rel in nbr[a]:
-                want = flips[a] ^ rel
-                if not seen[b]:
-                    seen[b], flips[b] = True, want
-                    stack.append(b)
-                elif flips[b] != want:
-                    ok = False
-    return flips, ok
 
 
 def _unit(x, fallback):

@@ -26,11 +26,11 @@ import jax
 import numpy as np
 import trimesh
 
+from jaxgrasp.hand.model import HandModel
+from jaxgrasp.mesh.objects import Object
 from jaxgrasp.planning import engine
 from jaxgrasp.planning import planner as P
 from jaxgrasp.planning.evaluation import evaluate
-from jaxgrasp.hand.model import HandModel
-from jaxgrasp.mesh.objects import Object
 from jaxgrasp.planning.settings import PlanConfig
 
 log = logging.getLogger(__name__)

@@ -11,12 +11,11 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jaxgrasp.hand.model import HandModel, load_hand
 from jaxgrasp.planning import engine
 from jaxgrasp.planning.engine import Archive
-from jaxgrasp.hand.model import HandModel, load_hand
 from jaxgrasp.planning.objective import stack_scenes
 from jaxgrasp.planning.planner import (
     GraspResult,

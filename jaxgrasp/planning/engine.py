@@ -31,7 +31,13 @@ import optax
 from flax import struct
 
 from jaxgrasp.hand.model import HandModel
-from jaxgrasp.planning.objective import LossParams, Phase, Scene, active_sets, grasp_loss
+from jaxgrasp.planning.objective import (
+    LossParams,
+    Phase,
+    Scene,
+    active_sets,
+    grasp_loss,
+)
 
 
 @struct.dataclass

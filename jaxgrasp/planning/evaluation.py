@@ -27,12 +27,18 @@ import numpy as np
 import trimesh
 
 from jaxgrasp.hand.collision import object_in_hand, self_penetration
-from jaxgrasp.mesh.geometry import signed_distance
-from jaxgrasp.hand.model import HandModel
 from jaxgrasp.hand.kinematics import pose_hand
+from jaxgrasp.hand.model import HandModel
+from jaxgrasp.mesh.geometry import signed_distance
 from jaxgrasp.mesh.objects import Object, make_object, pow2_bucket
 from jaxgrasp.planning.settings import EvalConfig
-from jaxgrasp.quality.q1 import contact_weights, q1_exact, q1_lower, q1_upper, wrench_directions
+from jaxgrasp.quality.q1 import (
+    contact_weights,
+    q1_exact,
+    q1_lower,
+    q1_upper,
+    wrench_directions,
+)
 
 
 def eval_config(cfg) -> EvalConfig:
@@ -239,10 +245,19 @@ def evaluate(hand: HandModel, obj: Object, config, cfg, tm: trimesh.Trimesh | No
 
 
 @jax.jit
-def _candidate_terms(hand: HandModel, obj: Object, x, alpha, beta):
+def _candidate_terms(hand: HandModel, obj: Object, x, alpha, beta, mu, torque_scale, directions):
+    """The candidates' positions, normals and generalized weights, and the Q1 upper bound.
+
+    Floating-point distances (``exact=False``): these are reporting metrics, where a sign or
+    normal undecided within rounding at a tie would move a weight by a rounding error; and an
+    executable without the exact path's host callback can be kept in the persistent compile
+    cache (one with a callback is compiled again in every process).
+    """
     posed = pose_hand(hand, x)
-    d_c, n_c = signed_distance(obj, posed.contact_pos + obj.center_of_mass.astype(x.dtype))
-    return posed.contact_pos, n_c, contact_weights(d_c, n_c, posed.contact_normal, alpha, beta)
+    d_c, n_c = signed_distance(obj, posed.contact_pos + obj.center_of_mass.astype(x.dtype), exact=False)
+    c = contact_weights(d_c, n_c, posed.contact_normal, alpha, beta)
+    q1u = q1_upper(posed.contact_pos, n_c, c, mu=mu, torque_scale=torque_scale, directions=directions)
+    return posed.contact_pos, n_c, c, q1u
 
 
 @functools.partial(jax.jit, static_argnames=("mu", "k_contacts"))
@@ -258,10 +273,11 @@ def evaluate_extras(hand: HandModel, obj: Object, config, cfg) -> dict:
     cfg = eval_config(cfg)
     x = jnp.asarray(config, dtype=hand.body_pos.dtype)
     size = float(obj.size)
-    cp, n_c, c = _candidate_terms(hand, obj, x, cfg.alpha_per_size / size, cfg.beta)
+    f = lambda v: jnp.asarray(v, x.dtype)  # noqa: E731
+    cp, n_c, c, q1u = _candidate_terms(hand, obj, x, f(cfg.alpha_per_size / size), f(cfg.beta), f(cfg.mu),
+                                       f(1.0 / size), f(wrench_directions(cfg.num_directions)))
+    q1u = float(q1u)
     q1g = q1_exact(cp, n_c, c, mu=cfg.mu, torque_scale=1.0 / size, num_edges=cfg.num_edges)
-    q1u = float(q1_upper(cp, n_c, c, mu=cfg.mu, torque_scale=1.0 / size,
-                         directions=jnp.asarray(wrench_directions(cfg.num_directions), x.dtype)))
     q1l = float(_lower_bound(cp, n_c, c, jnp.asarray(1.0 / size, x.dtype), mu=cfg.mu,
                              k_contacts=min(16, hand.num_contacts)))
     return {"q1_generalized": float(q1g), "q1_upper": q1u, "q1_lower": q1l}

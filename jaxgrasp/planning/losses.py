@@ -30,6 +30,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from jaxgrasp.hand.collision import hull_depth
+
 
 @dataclasses.dataclass(frozen=True)
 class LossWeights:
@@ -75,26 +77,6 @@ def loss_collision(d_hand_samples: jax.Array, mask: jax.Array | None = None, *,
     """
     pen = jnp.maximum(-d_hand_samples, 0.0) / scale
     return _masked_sum(pen * pen, mask)
-
-
-def hull_depth(points: jax.Array, hull_A: jax.Array, hull_b: jax.Array, face_mask: jax.Array) -> jax.Array:
-    """Depth of points inside convex hulls ``{x: A x <= b}``, 0 outside.
-
-    Args:
-        points: (P, 3) world points [m].
-        hull_A: (L, F, 3) unit outward face normals per hull (world frame), padded.
-        hull_b: (L, F) offsets [m]; face_mask: (L, F) bool, False for padded faces.
-
-    Returns:
-        (P, L) ``max(0, min_f (b_f - a_f . x))``: the distance to the hull boundary for points
-        inside (exact for unit normals), 0 outside and for hulls without any valid face.
-    """
-    slack = hull_b[None] - jnp.einsum("lfk,pk->plf", hull_A, points)  # (P, L, F)
-    # padded faces must not bound the hull: a large finite slack (not inf: inf * 0 in the
-    # backward pass of the where would give NaN)
-    big = jnp.asarray(1e6, slack.dtype)
-    depth = jnp.maximum(jnp.min(jnp.where(face_mask[None], slack, big), axis=-1), 0.0)
-    return jnp.where(jnp.any(face_mask, axis=-1)[None, :], depth, 0.0)
 
 
 def loss_object_in_hull(points_obj_world: jax.Array, hull_A: jax.Array, hull_b: jax.Array,

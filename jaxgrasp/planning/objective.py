@@ -16,12 +16,12 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxgrasp.planning import losses
 from jaxgrasp.hand.collision import nearest_hull_depth
-from jaxgrasp.mesh.geometry import signed_distance
-from jaxgrasp.hand.model import HandModel
 from jaxgrasp.hand.kinematics import pose_hand
+from jaxgrasp.hand.model import HandModel
+from jaxgrasp.mesh.geometry import signed_distance
 from jaxgrasp.mesh.objects import Object
+from jaxgrasp.planning import losses
 from jaxgrasp.planning.settings import EvalConfig, LossConfig, SqueezeConfig
 from jaxgrasp.quality.q1 import contact_weights, q1_lower, q1_upper
 

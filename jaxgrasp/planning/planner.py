@@ -22,6 +22,15 @@ import jax.numpy as jnp
 import numpy as np
 import trimesh
 
+from jaxgrasp.hand.kinematics import pose_hand
+from jaxgrasp.hand.model import HandModel
+from jaxgrasp.mesh.objects import (
+    LoadReport,
+    Object,
+    load_object,
+    make_object,
+    pow2_bucket,
+)
 from jaxgrasp.planning import engine
 from jaxgrasp.planning.engine import Archive, StepParams, rank_key  # noqa: F401 (re-exported)
 from jaxgrasp.planning.evaluation import (  # noqa: F401 (re-exported)
@@ -33,8 +42,6 @@ from jaxgrasp.planning.evaluation import (  # noqa: F401 (re-exported)
     find_contacts,
     object_trimesh,
 )
-from jaxgrasp.hand.model import HandModel, load_hand
-from jaxgrasp.hand.kinematics import pose_hand
 from jaxgrasp.planning.objective import (  # noqa: F401 (re-exported)
     LossParams,
     Phase,
@@ -46,7 +53,6 @@ from jaxgrasp.planning.objective import (  # noqa: F401 (re-exported)
     loss_params,
     touch_weights,
 )
-from jaxgrasp.mesh.objects import LoadReport, Object, load_object, make_object, pow2_bucket
 from jaxgrasp.planning.settings import (  # noqa: F401 (re-exported)
     EvalConfig,
     LossConfig,
@@ -58,8 +64,13 @@ from jaxgrasp.planning.settings import (  # noqa: F401 (re-exported)
     StartConfig,
     with_starts,
 )
+from jaxgrasp.planning.starts import (  # noqa: F401 (re-exported)
+    fibonacci_sphere,
+    grasp_point,
+    initial_configs,
+    principal_axes,
+)
 from jaxgrasp.quality.q1 import wrench_directions
-from jaxgrasp.planning.starts import fibonacci_sphere, grasp_point, initial_configs, principal_axes  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 

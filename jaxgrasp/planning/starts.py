@@ -10,9 +10,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgrasp.hand.model import HandModel, has_joint_above
-from jaxgrasp.hand.kinematics import default_config, pose_hand
+from jaxgrasp.core import configuration
 from jaxgrasp.core.lie import matrix_to_rotvec_np
+from jaxgrasp.hand.kinematics import default_config, pose_hand
+from jaxgrasp.hand.mjcf import has_joint_above
+from jaxgrasp.hand.model import HandModel
 from jaxgrasp.mesh.objects import Object
 
 
@@ -109,5 +111,5 @@ def initial_configs(hand: HandModel, radius: float, num: int, key: jax.Array, *,
         a_w = -u
         R = A @ np.column_stack([a_w, f_w, np.cross(a_w, f_w)]) @ np.column_stack([a, f, s]).T
         t = A @ u * (radius + standoff) - R @ gp
-        out.append(np.concatenate([t, matrix_to_rotvec_np(R), np.asarray(x0[6:])]))
+        out.append(configuration.join(t, matrix_to_rotvec_np(R), np.asarray(configuration.joints(x0))))
     return jnp.asarray(np.stack(out), dtype=hand.body_pos.dtype)

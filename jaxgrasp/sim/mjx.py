@@ -5,7 +5,7 @@
 (grasp, direction) pair is one rollout, all rollouts advance together in one jitted, vmapped
 ``mujoco.mjx`` loop (a ``while_loop`` over time steps that ends when every rollout has failed or
 the push is over). Same scene builder (:func:`jaxgrasp.sim.scene.build_scene`), same
-:class:`~jaxgrasp.sim.simulate.SimConfig`, same schedule: ramp the position targets from the grasp to
+:class:`~jaxgrasp.sim.protocol.SimConfig`, same schedule: ramp the position targets from the grasp to
 the squeeze angles over ``squeeze_time``, hold ``settle_time``, push (or tilt gravity) for
 ``duration``, check the object's pose every 0.1 s against its pose at the grasp, a rollout fails
 at its first failing check. The initial-penetration test runs on the host in C MuJoCo on the
@@ -37,9 +37,11 @@ MJX (``mujoco-mjx``, the JAX implementation, ``impl="jax"``) against the C engin
   builds a dense ``nefc x nefc`` matrix (4 rows per contact), which ``max_contact_points``
   bounds. The cost is linear in the batch; on a CPU the C engine is several hundred times
   faster (``benchmarks/simulate.py``; measurements: docs/decisions.md, "MJX backend").
-* **CPU deadlock workaround**: on the CPU backend the rollout is traced with MJX's Cholesky
-  factorizations in plain XLA ops (:class:`_xla_cholesky`): jaxlib 0.10.2's batched LAPACK
-  kernels deadlock on a 2-thread pool (docs/decisions.md, "No LAPACK calls").
+* **CPU deadlock workaround**: on the CPU backend the rollout is compiled with MJX's Cholesky
+  factorizations and triangular solves in plain XLA ops
+  (:func:`jaxgrasp.sim.lapack_free.without_lapack`, a rewrite of the rollout's own jaxpr: nothing
+  is patched): jaxlib 0.10.2's batched LAPACK kernels deadlock on a 2-thread pool
+  (docs/decisions.md, "No LAPACK calls").
 """
 
 from __future__ import annotations
@@ -48,9 +50,23 @@ import time
 import warnings
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import mujoco
 import numpy as np
 
+from jaxgrasp.hand.model import load_hand
+from jaxgrasp.sim.grasp_files import object_mesh_of
+from jaxgrasp.sim.lapack_free import without_lapack
+from jaxgrasp.sim.protocol import (
+    DIRECTIONS,
+    DirectionResult,
+    SimConfig,
+    SimResult,
+    failure_reason,
+    schedule,
+    verdict,
+)
 from jaxgrasp.sim.scene import (
     Scene,
     build_scene,
@@ -70,7 +86,7 @@ MAX_CONTACTS = 32  # MJX max_contact_points: deepest contacts kept per step
 def mjx_available() -> bool:
     """True when ``mujoco.mjx`` (package ``mujoco-mjx``) imports."""
     try:
-        from mujoco import mjx  # noqa: F401
+        from mujoco import mjx  # noqa: F401  (optional dependency mujoco-mjx: imported where used)
     except Exception:  # ImportError, or an mjx built for another mujoco
         return False
     return True
@@ -83,88 +99,6 @@ def build_mjx_scene(hand, pieces, T_world_palm, center_of_mass, cfg, *, max_cont
                        numeric={"max_contact_points": int(max_contacts)})
 
 
-def _cho_factor(a, lower: bool = False, **_kw):
-    """Cholesky factor in plain XLA ops (``jax.scipy.linalg.cho_factor``'s result, zeros in the
-    other triangle), batched over leading axes: ``a = L L^T``, column by column."""
-    import jax
-    import jax.numpy as jnp
-
-    n = a.shape[-1]
-    idx = jnp.arange(n)
-
-    def column(j, L):
-        row = L[..., j, :]  # L[j, :j] (later columns still zero)
-        ljj = jnp.sqrt(a[..., j, j] - jnp.sum(row * row, -1))
-        col = (a[..., :, j] - jnp.einsum("...ik,...k->...i", L, row)) / ljj[..., None]
-        col = jnp.where(idx > j, col, jnp.where(idx == j, ljj[..., None], 0.0))
-        return L.at[..., :, j].set(col)
-
-    L = jax.lax.fori_loop(0, n, column, jnp.zeros_like(a))
-    return (L if lower else jnp.swapaxes(L, -1, -2)), lower
-
-
-def _cho_solve(c_and_lower, b, **_kw):
-    """``jax.scipy.linalg.cho_solve`` by forward and back substitution in plain XLA ops."""
-    import jax
-    import jax.numpy as jnp
-
-    c, lower = c_and_lower
-    L = c if lower else jnp.swapaxes(c, -1, -2)
-    vec = b.ndim == L.ndim - 1
-    x = b[..., None] if vec else b  # (..., n, k)
-    n = L.shape[-1]
-
-    def fwd(i, y):  # L y = b
-        yi = (x[..., i, :] - jnp.einsum("...k,...kr->...r", L[..., i, :], y)) / L[..., i, i][..., None]
-        return y.at[..., i, :].set(yi)
-
-    def bwd(t, z):  # L^T z = y
-        i = n - 1 - t
-        zi = (y[..., i, :] - jnp.einsum("...k,...kr->...r", L[..., :, i], z)) / L[..., i, i][..., None]
-        return z.at[..., i, :].set(zi)
-
-    y = jax.lax.fori_loop(0, n, fwd, jnp.zeros_like(x))
-    z = jax.lax.fori_loop(0, n, bwd, jnp.zeros_like(x))
-    return z[..., 0] if vec else z
-
-
-class _xla_cholesky:
-    """While tracing MJX on the CPU backend, route ``jax.scipy.linalg.cho_factor``/``cho_solve``
-    (MJX's mass-matrix, implicit-integrator and Newton factorizations) to :func:`_cho_factor` /
-    :func:`_cho_solve`. jaxlib 0.10's CPU LAPACK kernels split a batched factorization over XLA's
-    intra-op thread pool and block a pool thread until its pieces finish; two such kernels at once
-    on a 2-thread pool wait on each other forever (diagnosis: docs/decisions.md, "No LAPACK
-    calls"). Plain XLA ops cannot deadlock."""
-
-    def __init__(self, active: bool):
-        self.active = active
-
-    def __enter__(self):
-        if self.active:
-            import jax.scipy.linalg as jsl
-
-            self.saved = jsl.cho_factor, jsl.cho_solve
-            jsl.cho_factor, jsl.cho_solve = _cho_factor, _cho_solve
-        return self
-
-    def __exit__(self, *exc):
-        if self.active:
-            import jax.scipy.linalg as jsl
-
-            jsl.cho_factor, jsl.cho_solve = self.saved
-        return False
-
-
-def _schedule(cfg) -> tuple[int, int, int, int]:
-    from jaxgrasp.sim.simulate import _CHECK_EVERY
-
-    n_ramp = max(int(round(cfg.squeeze_time / cfg.timestep)), 1)
-    n_settle = int(round(cfg.settle_time / cfg.timestep))
-    n_check = max(int(round(_CHECK_EVERY / cfg.timestep)), 1)
-    n_push = int(round(cfg.duration / cfg.timestep))
-    return n_ramp, n_settle, n_check, n_push
-
-
 class MjxSimulator:
     """The protocol's rollouts for one scene (one hand, one object) in MJX, compiled once per
     batch size and reused for any number of grasps.
@@ -172,15 +106,14 @@ class MjxSimulator:
     Args:
         scene: from :func:`build_mjx_scene` (its root pose is replaced per grasp).
         hand: the :class:`jaxgrasp.hand.model.HandModel` of the scene (root body name).
-        cfg: :class:`jaxgrasp.sim.simulate.SimConfig`.
+        cfg: :class:`jaxgrasp.sim.protocol.SimConfig`.
         batch_size: grasps per call of the compiled rollout (6 rollouts each); fewer are padded.
         compiler_options: XLA options for the rollout's compilation (e.g.
             ``{"xla_backend_optimization_level": 0}``: faster to compile, slower to run).
     """
 
     def __init__(self, scene: Scene, hand, cfg, *, batch_size: int = 8, compiler_options: dict | None = None):
-        import jax
-        from mujoco import mjx
+        from mujoco import mjx  # optional dependency (mujoco-mjx), imported where used
 
         self.scene, self.hand, self.cfg = scene, hand, cfg
         self.batch_size = int(batch_size)
@@ -202,7 +135,10 @@ class MjxSimulator:
         self.dtype = self.mx.body_pos.dtype
         self.compile_s = 0.0  # seconds spent compiling the rollout (on the first batch)
         self._exec = None
-        self._rollout = jax.jit(self._rollout_impl, compiler_options=compiler_options)
+        # CPU: Cholesky factorizations and triangular solves in plain XLA ops, not LAPACK (deadlock;
+        # module docstring); a rewrite of this function's jaxpr, no global state changed
+        impl = without_lapack(self._rollout_impl) if jax.default_backend() == "cpu" else self._rollout_impl
+        self._rollout = jax.jit(impl, compiler_options=compiler_options)
 
     # -- host side ------------------------------------------------------------------------------
 
@@ -234,8 +170,6 @@ class MjxSimulator:
         """Simulate grasps ``i``: palm pose ``palms[i] (4, 4)``, joint angles ``q_grasps[i] (J,)``,
         squeeze targets ``q_squeezes[i] (J,)``. Returns :func:`simulate_scene`'s dicts, plus
         ``contacts_capped``. ``progress(n)`` is called after each batch with its grasp count."""
-        from jaxgrasp.sim.simulate import DIRECTIONS, DirectionResult, failure_reason, verdict
-
         cfg = self.cfg
         out, jobs = [], []
         for i, (T, q, qs) in enumerate(zip(palms, q_grasps, q_squeezes)):
@@ -268,8 +202,6 @@ class MjxSimulator:
         return out
 
     def _run_chunk(self, jobs) -> tuple[np.ndarray, ...]:
-        from jaxgrasp.sim.simulate import DIRECTIONS
-
         cfg, s = self.cfg, self.scene
         dirs = np.array([u for _, u in DIRECTIONS], np.float64)  # (6, 3)
         rows = {k: [] for k in ("rp", "rq", "qpos", "cg", "cs", "f", "g", "p0", "q0")}
@@ -284,11 +216,7 @@ class MjxSimulator:
         args = [np.asarray(rows[k], self.dtype) for k in rows]
         if self._exec is None:  # compile ahead of time, so that its time is known on its own
             t0 = time.perf_counter()
-            import jax
-
-            with _xla_cholesky(jax.default_backend() == "cpu"):
-                lowered = self._rollout.lower(*args)
-            self._exec = lowered.compile()
+            self._exec = self._rollout.lower(*args).compile()
             self.compile_s = time.perf_counter() - t0
         res = [np.asarray(x) for x in self._exec(*args)]
         n = len(jobs)
@@ -300,12 +228,10 @@ class MjxSimulator:
         """Rollouts ``r`` (leading axis): root pose, initial qpos, grasp/squeeze controls, push
         force, push gravity, object's initial centre of mass and orientation. Returns the worst
         displacement [m], worst rotation [deg], success and most penetrating contacts, each ``(R,)``."""
-        import jax
-        import jax.numpy as jnp
-        from mujoco import mjx
+        from mujoco import mjx  # optional dependency (mujoco-mjx), imported where used
 
         cfg, mx, obj, root = self.cfg, self.mx, self.scene.object_body, self.root
-        n_ramp, n_settle, n_check, n_push = _schedule(cfg)
+        n_ramp, n_settle, n_check, n_push = schedule(cfg)
         pre, total = n_ramp + n_settle, n_ramp + n_settle + n_push
         R = qpos.shape[0]
         zero = jnp.zeros((), self.dtype)
@@ -355,19 +281,16 @@ def simulate_grasps_mjx(grasps: list[dict], config=None, *, hand=None, object_me
     Args:
         grasps: grasp dicts (``jaxgrasp.grasp/1``) that share ``object.file``, its scale and
             centre of mass, and the hand.
-        config: :class:`jaxgrasp.sim.simulate.SimConfig`.
+        config: :class:`jaxgrasp.sim.protocol.SimConfig`.
         hand: a loaded hand to reuse (default: the grasps' ``hand.file``).
         object_mesh: the object mesh (default: read from ``object.file``).
         batch_size: grasps per compiled rollout call.
         progress: called with the number of grasps finished after each batch.
 
     Returns:
-        :class:`jaxgrasp.sim.simulate.SimResult` per grasp, in order (``wall_s``: the batch's time
+        :class:`jaxgrasp.sim.protocol.SimResult` per grasp, in order (``wall_s``: the batch's time
         shared equally, compilation included).
     """
-    from jaxgrasp.hand.model import load_hand
-    from jaxgrasp.sim.simulate import SimConfig, SimResult, object_mesh_of
-
     cfg = config or SimConfig()
     if not grasps:
         return []

@@ -32,9 +32,14 @@ import os
 import warnings
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import mujoco
 import numpy as np
 import trimesh
+
+from jaxgrasp.hand.kinematics import couple, forward_kinematics
+from jaxgrasp.hand.mjcf import _urdf_to_xml_string
 
 OBJECT = "jaxgrasp_object"  # name prefix of the object's body, joint, meshes and geoms
 
@@ -70,7 +75,7 @@ def convex_pieces(mesh: trimesh.Trimesh, *, threshold: float = 0.05, max_pieces:
         z = np.load(file)
         return [(z[f"v{i}"], z[f"f{i}"]) for i in range(int(z["n"]))]
     try:
-        import coacd
+        import coacd  # third-party, imported here: without it (no wheel for the platform) the convex hull
     except ImportError:
         warnings.warn("coacd is not installed: the object is simulated as its convex hull "
                       "(pip install coacd for a convex decomposition)", stacklevel=2)
@@ -107,11 +112,6 @@ def closing_signs(hand, q: np.ndarray, min_ratio: float = 0.3) -> np.ndarray:
     Returns:
         ``(I,)`` float array over ``hand.independent``.
     """
-    import jax
-    import jax.numpy as jnp
-
-    from jaxgrasp.hand.kinematics import couple, forward_kinematics
-
     idx = np.asarray(hand.independent)
     dtype = hand.body_pos.dtype
 
@@ -131,8 +131,6 @@ def closing_signs(hand, q: np.ndarray, min_ratio: float = 0.3) -> np.ndarray:
 def squeeze_angles(hand, q: np.ndarray, squeeze: float) -> np.ndarray:
     """Joint angles ``(J,)``: the independent joints moved by ``squeeze`` of their range in their
     closing direction (clipped to the limits), the dependent ones through the couplings."""
-    from jaxgrasp.hand.kinematics import couple
-
     idx = np.asarray(hand.independent)
     lo, hi = np.asarray(hand.joint_lower, np.float64)[idx], np.asarray(hand.joint_upper, np.float64)[idx]
     qi = np.asarray(q, np.float64)[idx] + closing_signs(hand, q) * squeeze * (hi - lo)
@@ -160,8 +158,6 @@ class Scene:
 
 
 def _hand_spec(hand) -> mujoco.MjSpec:
-    from jaxgrasp.hand.model import _urdf_to_xml_string
-
     path = Path(hand.path)
     head = path.read_bytes()[:4096].decode("utf-8", errors="replace")
     if path.suffix.lower() == ".urdf" or "<robot" in head:
@@ -215,7 +211,7 @@ def build_scene(hand, pieces: list[tuple[np.ndarray, np.ndarray]], T_world_palm:
         pieces: convex pieces of the object in the world (object input) frame, metres.
         T_world_palm: ``(4, 4)`` pose of the hand's root body.
         center_of_mass: ``(3,)`` where the object's body frame is put (world frame).
-        cfg: :class:`jaxgrasp.sim.simulate.SimConfig` (timestep, gains, mass, friction).
+        cfg: :class:`jaxgrasp.sim.protocol.SimConfig` (timestep, gains, mass, friction).
         cylinder_sides: replace the hand's cylinder geoms by convex prisms with this many sides
             (:func:`_cylinders_to_prisms`; MJX has no cylinder-box or cylinder-mesh collision).
             None (default): keep them.

@@ -1,8 +1,9 @@
 """Grasp success in physics simulation (MuJoCo): the DexGraspBench protocol on grasp JSON files.
 
+:func:`simulate_grasp` / :func:`simulate_many` from Python, or the command line
 ``python -m jaxgrasp.simulate GRASP_JSON_OR_FOLDER... [--protocol dexgraspbench|gravity6]
-[--backend mujoco|mjx|auto] [--out FILE]``
-or :func:`simulate_grasp` / :func:`simulate_many` from Python.
+[--backend mujoco|mjx|auto] [--out FILE]`` (:mod:`jaxgrasp.cli.simulate`). Settings and results:
+:mod:`jaxgrasp.sim.protocol`; grasp files: :mod:`jaxgrasp.sim.grasp_files`.
 
 Scene (:mod:`jaxgrasp.sim.scene`: built with ``mujoco.MjSpec`` from the hand's own MJCF or URDF,
 :func:`build_scene`):
@@ -80,205 +81,46 @@ loop there (``benchmarks/simulate.py``; measurements: docs/decisions.md, "MJX ba
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
+import jax
 import mujoco
 import numpy as np
 import trimesh
+from tqdm import tqdm
 
+from jaxgrasp.hand.model import load_hand
+from jaxgrasp.sim.grasp_files import collect_grasp_files, object_mesh_of, read_grasps
+from jaxgrasp.sim.mjx import mjx_available, simulate_grasps_mjx
+from jaxgrasp.sim.protocol import (
+    DIRECTIONS,
+    DirectionResult,
+    SimConfig,
+    SimResult,
+    failed_result,
+    failure_reason,
+    schedule,
+    verdict,
+)
 from jaxgrasp.sim.scene import (
     Scene,
     build_scene,
-    closing_signs,
     convex_pieces,
     ctrl_for,
     penetrations,
     squeeze_angles,
 )
 
-__all__ = [
-    "DIRECTIONS", "DirectionResult", "Scene", "SimConfig", "SimResult", "build_scene", "closing_signs",
-    "collect_grasp_files", "convex_pieces", "main", "object_mesh_of", "read_grasps", "simulate_grasp",
-    "simulate_many", "simulate_scene", "squeeze_angles", "summary_table",
-]
-
-DIRECTIONS = (("+x", (1, 0, 0)), ("-x", (-1, 0, 0)), ("+y", (0, 1, 0)), ("-y", (0, -1, 0)),
-              ("+z", (0, 0, 1)), ("-z", (0, 0, -1)))
-_CHECK_EVERY = 0.1  # seconds between pose checks during a direction's push
-
-
-@dataclasses.dataclass(frozen=True)
-class SimConfig:
-    """Simulation settings (SI units).
-
-    Attributes:
-        protocol: ``"dexgraspbench"`` (external force, gravity off) or ``"gravity6"`` (DexGraspNet:
-            gravity along each direction, no external force).
-        force_per_kg: external force per kilogram of object mass [N/kg] (dexgraspbench; 10 as
-            DexGraspBench, about 1x the weight; 98.1 for 10x the weight).
-        gravity: ``g`` [m/s^2] (the gravity of the gravity6 protocol).
-        duration: seconds per direction.
-        max_translation: success threshold on the centre-of-mass displacement [m].
-        max_rotation_deg: success threshold on the rotation [deg].
-        max_initial_penetration: fail outright above this initial hand-object penetration [m].
-        squeeze: squeeze step per independent joint, fraction of its range, closing direction.
-        squeeze_time: seconds to ramp the position targets from the grasp to the squeeze angles.
-        settle_time: seconds holding the squeeze before the force is applied.
-        timestep: simulation step [s].
-        friction: sliding friction coefficient (every geom).
-        torsional_friction: torsional friction coefficient (``condim 4``).
-        object_mass: object mass [kg] (None: ``object_density`` times the pieces' volume).
-        object_density: [kg/m^3], used when ``object_mass`` is None.
-        kp: position gain of every actuator (5 as DexGraspBench for the Shadow Hand; None: the
-            hand file's own gains, and 5 for actuators added to a hand that has none).
-        force_limit: actuator force/torque limit (None: the hand file's own limits).
-        stop_on_failure: end the test at the first failing direction (DexGraspBench).
-        coacd_threshold: CoACD concavity threshold (smaller: more pieces).
-        max_pieces: at most this many convex pieces (CoACD ``max_convex_hull``).
-    """
-
-    protocol: str = "dexgraspbench"
-    force_per_kg: float = 10.0
-    gravity: float = 9.81
-    duration: float = 2.0
-    max_translation: float = 0.05
-    max_rotation_deg: float = 15.0
-    max_initial_penetration: float = 0.01
-    squeeze: float = 0.05
-    squeeze_time: float = 0.2
-    settle_time: float = 0.2
-    timestep: float = 0.004
-    friction: float = 0.6
-    torsional_friction: float = 0.02
-    object_mass: float | None = 0.1
-    object_density: float = 1000.0
-    kp: float | None = 5.0
-    force_limit: float | None = None
-    stop_on_failure: bool = True
-    coacd_threshold: float = 0.05
-    max_pieces: int = 32
-
-    def __post_init__(self):
-        if self.protocol not in ("dexgraspbench", "gravity6"):
-            raise ValueError(f"SimConfig.protocol must be 'dexgraspbench' or 'gravity6', got {self.protocol!r}")
-        if not (self.timestep > 0 and self.duration > 0):
-            raise ValueError("timestep and duration must be > 0")
-
-
-@dataclasses.dataclass(frozen=True)
-class DirectionResult:
-    """One direction of the test: worst displacement [mm] and rotation [deg] seen, and success."""
-
-    name: str
-    displacement_mm: float
-    rotation_deg: float
-    success: bool
-
-
-@dataclasses.dataclass(frozen=True)
-class SimResult:
-    """Outcome of one grasp.
-
-    Attributes:
-        success: the object stayed within the thresholds in every direction.
-        reason: ``"ok"``, ``"initial_penetration"`` or ``"moved <dir>"`` / ``"turned <dir>"``.
-        initial_penetration_mm: deepest hand-object penetration at the grasp (MuJoCo contacts
-            with the convex pieces).
-        self_penetration_mm: deepest hand-hand penetration at the grasp.
-        initial_contacts: hand-object contacts (dist <= 0) at the grasp.
-        directions: per direction run (fewer than six when the test stopped early).
-        num_pieces: convex pieces of the object.
-        grasp_file, object_file: where the grasp and the mesh came from.
-        planner_penetration_mm: the penetration the grasp file reports (planner's exact measure).
-        wall_s: seconds spent simulating.
-    """
-
-    success: bool
-    reason: str
-    initial_penetration_mm: float
-    self_penetration_mm: float
-    initial_contacts: int
-    directions: tuple[DirectionResult, ...]
-    num_pieces: int
-    grasp_file: str
-    object_file: str
-    planner_penetration_mm: float | None
-    wall_s: float
-
-    @property
-    def max_displacement_mm(self) -> float:
-        return max((d.displacement_mm for d in self.directions), default=float("nan"))
-
-    @property
-    def max_rotation_deg(self) -> float:
-        return max((d.rotation_deg for d in self.directions), default=float("nan"))
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["max_displacement_mm"] = self.max_displacement_mm
-        d["max_rotation_deg"] = self.max_rotation_deg
-        return d
+__all__ = ["simulate_grasp", "simulate_many", "simulate_scene"]
 
 
 # ----------------------------------------------------------------------------------------------
-# Grasp files and objects (host side)
+# The protocol on a built scene (C MuJoCo)
 # ----------------------------------------------------------------------------------------------
-
-
-def read_grasps(path: str | os.PathLike) -> list[dict]:
-    """The grasps of a file: a ``jaxgrasp.grasp/1`` file (one) or a ``jaxgrasp.plan/1`` file (its
-    list). Relative ``object.file`` paths are resolved against the file's folder when they exist
-    there. Raises ValueError for other files."""
-    from jaxgrasp.planning.grasp_io import SCHEMA, load_grasp
-
-    path = Path(path)
-    data = json.loads(path.read_text())
-    if data.get("schema") == SCHEMA:
-        grasps = [load_grasp(path)]
-    elif data.get("schema") == "jaxgrasp.plan/1":
-        grasps = list(data["grasps"])
-    else:
-        raise ValueError(f"{path}: not a jaxgrasp grasp or plan file (schema={data.get('schema')!r})")
-    for g in grasps:
-        f = Path(str(g["object"]["file"]))
-        if not f.is_absolute() and (path.parent / f).is_file():
-            g["object"]["file"] = str((path.parent / f).resolve())
-        g.setdefault("_source", str(path))
-    return grasps
-
-
-def collect_grasp_files(paths: list[str]) -> list[Path]:
-    """JSON files from files and folders (recursively, sorted)."""
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out += sorted(f for f in p.rglob("*.json") if f.is_file())
-        elif p.is_file():
-            out.append(p)
-        else:
-            raise FileNotFoundError(f"{p} does not exist")
-    return out
-
-
-def object_mesh_of(grasp: dict) -> trimesh.Trimesh:
-    """The grasp's object mesh in metres, in the object's input frame."""
-    spec = str(grasp["object"]["file"])
-    if spec.startswith("procedural:"):
-        from jaxgrasp.mesh.procedural import procedural_object
-
-        _, kind, seed = spec.split(":")
-        return procedural_object(int(seed), kind)
-    if not Path(spec).is_file():
-        raise FileNotFoundError(f"object mesh {spec!r} of the grasp not found (pass object_mesh=...)")
-    m = trimesh.load(spec, force="mesh", process=True)
-    m.apply_scale(float(grasp["object"].get("units_scale", 1.0)))
-    return m
 
 
 def _reset(scene: Scene, d: mujoco.MjData, q: np.ndarray, ctrl: np.ndarray, x0: np.ndarray) -> None:
@@ -321,10 +163,7 @@ def simulate_scene(scene: Scene, q_grasp: np.ndarray, q_squeeze: np.ndarray, cfg
     if ho > cfg.max_initial_penetration:
         return {**out, "success": False, "reason": "initial_penetration"}
     p0, q0 = d.xipos[scene.object_body].copy(), d.xquat[scene.object_body].copy()
-    n_ramp = max(int(round(cfg.squeeze_time / cfg.timestep)), 1)
-    n_settle = int(round(cfg.settle_time / cfg.timestep))
-    n_check = max(int(round(_CHECK_EVERY / cfg.timestep)), 1)
-    n_push = int(round(cfg.duration / cfg.timestep))
+    n_ramp, n_settle, n_check, n_push = schedule(cfg)
     reason = "ok"
     for name, u in DIRECTIONS:
         u = np.asarray(u, np.float64)
@@ -360,18 +199,6 @@ def simulate_scene(scene: Scene, q_grasp: np.ndarray, q_squeeze: np.ndarray, cfg
     return {**out, "success": success, "reason": reason}
 
 
-def failure_reason(direction: str, displacement_m: float, cfg: SimConfig) -> str:
-    """Why a direction failed: ``"moved +x"`` past the translation limit, else ``"turned +x"``."""
-    return f"{'moved' if displacement_m >= cfg.max_translation else 'turned'} {direction}"
-
-
-def verdict(directions: list[DirectionResult], reason: str) -> tuple[bool, str]:
-    """``(success, reason)`` of a grasp: every one of the six directions run and held; ``reason``
-    (the last failure's) when not, else ``"ok"`` (shared by the C loop and the MJX backend)."""
-    success = all(d.success for d in directions) and len(directions) == len(DIRECTIONS)
-    return success, ("ok" if success else reason)
-
-
 # ----------------------------------------------------------------------------------------------
 # Public entry points
 # ----------------------------------------------------------------------------------------------
@@ -392,8 +219,6 @@ def simulate_grasp(grasp: dict | str | os.PathLike, config: SimConfig | None = N
     Returns:
         :class:`SimResult`.
     """
-    from jaxgrasp.hand.model import load_hand
-
     cfg = config or SimConfig()
     t0 = time.perf_counter()
     source = ""
@@ -437,10 +262,6 @@ def _resolve_backend(backend: str, group_size: int) -> str:
         raise ValueError(f"backend must be 'mujoco', 'mjx' or 'auto', got {backend!r}")
     if backend != "auto":
         return backend
-    import jax
-
-    from jaxgrasp.sim.mjx import mjx_available
-
     return "mjx" if group_size > 1 and jax.default_backend() != "cpu" and mjx_available() else "mujoco"
 
 
@@ -453,10 +274,6 @@ def simulate_many(paths, config: SimConfig | None = None, *, progress: bool = Tr
     object and hand batched in MJX, :mod:`jaxgrasp.sim.mjx`, ``batch_size`` grasps per
     compiled rollout) or ``"auto"`` (MJX for objects with several grasps when JAX runs on a
     GPU/TPU, else the C engine). Results come back in input order."""
-    from tqdm import tqdm
-
-    from jaxgrasp.hand.model import load_hand
-
     cfg = config or SimConfig()
     _resolve_backend(backend, 1)  # validates the name
     items: list[tuple[str, dict | None, str]] = []
@@ -469,14 +286,14 @@ def simulate_many(paths, config: SimConfig | None = None, *, progress: bool = Tr
     groups: dict[tuple, list[int]] = {}
     for i, (f, g, err) in enumerate(items):
         if g is None:
-            out[i] = _failed(f, err)
+            out[i] = failed_result(f, err)
             continue
         try:
             hand_key = g["hand"]["file"] if Path(g["hand"]["file"]).is_file() else g["hand"]["name"]
             key = (hand_key, str(g["object"]["file"]), float(g["object"].get("units_scale", 1.0)),
                    tuple(g["object"].get("center_of_mass", ())))
         except (KeyError, TypeError, ValueError) as e:
-            out[i] = _failed(f, f"error: {type(e).__name__}: {e}")
+            out[i] = failed_result(f, f"error: {type(e).__name__}: {e}")
             continue
         groups.setdefault(key, []).append(i)
     hands: dict[str, object] = {}
@@ -489,12 +306,10 @@ def simulate_many(paths, config: SimConfig | None = None, *, progress: bool = Tr
             use = _resolve_backend(backend, len(idx))
         except Exception as e:
             for i in idx:
-                out[i] = _failed(items[i][0], f"error: {type(e).__name__}: {e}")
+                out[i] = failed_result(items[i][0], f"error: {type(e).__name__}: {e}")
             bar.update(len(idx))
             continue
         if use == "mjx":
-            from jaxgrasp.sim.mjx import simulate_grasps_mjx
-
             done = [0]
 
             def advance(n, done=done):
@@ -517,65 +332,7 @@ def simulate_many(paths, config: SimConfig | None = None, *, progress: bool = Tr
             try:
                 out[i] = simulate_grasp(items[i][1], cfg, hand=hands[key[0]])
             except Exception as e:  # one bad grasp must not stop a batch
-                out[i] = _failed(items[i][0], f"error: {type(e).__name__}: {e}")
+                out[i] = failed_result(items[i][0], f"error: {type(e).__name__}: {e}")
             bar.update(1)
     bar.close()
     return out  # type: ignore[return-value]
-
-
-def _failed(source: str, reason: str) -> SimResult:
-    nan = float("nan")
-    return SimResult(False, reason, nan, nan, 0, (), 0, source, "", None, 0.0)
-
-
-def summary_table(results: list[SimResult]) -> str:
-    """A plain-text table of the results and the success rate."""
-    lines = [f"{'grasp':<44}{'success':>8}{'pen (mm)':>10}{'max disp (mm)':>15}{'max rot (deg)':>15}  reason"]
-    for r in results:
-        name = Path(r.grasp_file).name or "-"
-        lines.append(f"{name[-44:]:<44}{str(r.success):>8}{r.initial_penetration_mm:>10.2f}"
-                     f"{r.max_displacement_mm:>15.1f}{r.max_rotation_deg:>15.1f}  {r.reason}")
-    n = len(results)
-    k = sum(r.success for r in results)
-    lines.append(f"success rate: {k}/{n} = {100.0 * k / max(n, 1):.1f}%")
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m jaxgrasp.simulate", description=__doc__.split("\n\n")[0])
-    ap.add_argument("paths", nargs="+", help="grasp or plan JSON files, or folders of them")
-    ap.add_argument("--protocol", default=SimConfig.protocol, choices=["dexgraspbench", "gravity6"])
-    ap.add_argument("--force-per-kg", type=float, default=SimConfig.force_per_kg,
-                    help="external force per kg of object mass, N/kg (DexGraspBench: 10, about 1x the weight)")
-    ap.add_argument("--force-weights", type=float, default=None,
-                    help="external force in object weights (overrides --force-per-kg; 10: the strict test)")
-    ap.add_argument("--mass", type=float, default=SimConfig.object_mass, help="object mass [kg]")
-    ap.add_argument("--squeeze", type=float, default=SimConfig.squeeze, help="fraction of joint range")
-    ap.add_argument("--kp", type=float, default=SimConfig.kp, help="actuator position gain (0: the hand file's)")
-    ap.add_argument("--friction", type=float, default=SimConfig.friction)
-    ap.add_argument("--all-directions", action="store_true", help="run all six directions even after a failure")
-    ap.add_argument("--backend", default="auto", choices=["mujoco", "mjx", "auto"],
-                    help="mujoco: the C engine, grasp by grasp; mjx: grasps of one object batched in MJX; "
-                         "auto (default): MJX when JAX has a GPU/TPU and an object has several grasps, else mujoco")
-    ap.add_argument("--batch-size", type=int, default=8, help="grasps per MJX rollout (--backend mjx/auto)")
-    ap.add_argument("--out", default="simulation.json", help="JSON summary")
-    args = ap.parse_args(argv)
-    fpk = args.force_per_kg if args.force_weights is None else args.force_weights * SimConfig.gravity
-    cfg = SimConfig(protocol=args.protocol, force_per_kg=fpk, object_mass=args.mass,
-                    squeeze=args.squeeze, kp=args.kp or None, friction=args.friction, stop_on_failure=not args.all_directions)
-    results = simulate_many(args.paths, cfg, backend=args.backend, batch_size=args.batch_size)
-    print(summary_table(results))
-    k = sum(r.success for r in results)
-    summary = {"config": dataclasses.asdict(cfg), "backend": args.backend, "success_rate": k / max(len(results), 1),
-               "successes": k, "grasps": len(results), "results": [r.to_dict() for r in results]}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=1))
-    os.replace(tmp, out)
-    print(f"wrote {out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
