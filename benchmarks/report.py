@@ -96,6 +96,32 @@ def collect() -> tuple[list[tuple], dict[str, str]]:
         _row(rows, f"mean exact Q1 of the best grasp at {b:g} s", f"{s['mean_q1_at_30s']:.3f}{ratio}",
              f"annealing {a['mean_q1_at_30s']:.3f}" if a else "", setting, f)
 
+    f = RESULTS / "ab.json"
+    if (d := use(f)) and "summary" in d:
+        o, n = d["summary"]["old"], d["summary"]["new"]
+        b = d.get("budget_s", 30)
+        for i, (so, sn) in enumerate(zip(o, n)):
+            tag = f" (repeat {i + 1})" if len(o) > 1 else ""
+            _row(rows, f"A/B against the commit before the engine{tag}: valid, median time to valid (all / scans), "
+                       f"mean Q1 at 5 s / {b:g} s",
+                 f"{sn['valid_within_budget']}, {sn['median_time_to_valid_s']:.2f} / "
+                 f"{sn['median_time_to_valid_scans_s']:.2f} s, {sn['mean_q1_at_5s']:.3f} / {sn[f'mean_q1_at_{b:g}s']:.3f}",
+                 f"before: {so['valid_within_budget']}, {so['median_time_to_valid_s']:.2f} / "
+                 f"{so['median_time_to_valid_scans_s']:.2f} s, {so['mean_q1_at_5s']:.3f} / {so[f'mean_q1_at_{b:g}s']:.3f}",
+                 "28 objects, interleaved object by object in one run", f)
+
+    f = RESULTS / "cold_start.json"
+    if (d := use(f)) and "codes" in d:
+        scan = Path(d.get("scan", "")).stem
+        new, old = d["codes"].get("new", {}).get("modes", {}), d["codes"].get("old", {}).get("modes", {})
+
+        def runs(modes, key):
+            return " / ".join(f"{r['wall_s']:.1f}" for r in modes.get(key, []))
+        if "none" in new:
+            _row(rows, "`python -m jaxgrasp.plan SCAN` in a fresh process, wall time (s): first / second run",
+                 runs(new, "none"), f"before the compile cache: {runs(old, 'none')}" if old else "",
+                 f"{scan}, empty compile cache before the first run", f)
+
     f = RESULTS / "time_to_valid.json"
     if (d := use(f)) and "summary" in d:
         s = d["summary"]

@@ -153,3 +153,18 @@ def test_the_walker_sees_cycles(tmp_path, monkeypatch, source, cycle):
             test_no_import_cycle()
     else:
         test_no_import_cycle()
+
+
+@pytest.mark.parametrize("old,new,name", [
+    ("jaxgrasp.batch", "jaxgrasp.planning.batch", "plan_batch"),
+    ("jaxgrasp.baseline", "jaxgrasp.planning.baseline", "anneal"),
+    ("jaxgrasp.data", "jaxgrasp.learning.data", "load_split"),
+    ("jaxgrasp.render", "jaxgrasp.mesh.render", "render_depth")])
+def test_old_module_spellings_still_work_and_warn(old, new, name):
+    """Module paths the README documented before the layering keep working, with a warning."""
+    import importlib
+
+    sys.modules.pop(old, None)
+    with pytest.warns(DeprecationWarning, match=old.replace(".", r"\.")):
+        mod = importlib.import_module(old)
+    assert getattr(mod, name) is getattr(importlib.import_module(new), name)

@@ -170,8 +170,6 @@ class _Ticker:
 
 
 def main(argv: list[str] | None = None) -> int:
-
-
     ap = argparse.ArgumentParser(prog="python -m jaxgrasp.plan", description=__doc__.split("\n\n")[0])
     ap.add_argument("paths", nargs="*", help="mesh files or folders (default: a bundled procedural object)")
     ap.add_argument("--hand", default="shadow", help="bundled hand name or MJCF/URDF file")

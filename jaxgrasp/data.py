@@ -1,0 +1,10 @@
+"""Deprecated spelling of :mod:`jaxgrasp.learning.data` (the module moved when the package was layered).
+
+``import jaxgrasp.data`` still works and warns; use jaxgrasp.learning.data.
+"""
+
+import warnings
+
+from jaxgrasp.learning.data import build_dataset, load_manifest, load_object_meshes, load_split, read_mesh  # noqa: F401 (the old spelling's names)
+
+warnings.warn("jaxgrasp.data is deprecated: use jaxgrasp.learning.data", DeprecationWarning, stacklevel=2)
