@@ -31,9 +31,13 @@ import jax, numpy as np
 tree = sys.argv[1]
 spec = importlib.util.spec_from_file_location("bench_plan", tree + "/benchmarks/plan.py")
 B = importlib.util.module_from_spec(spec); spec.loader.exec_module(B)
-from jaxgrasp.planning.evaluation import compile_evaluation
-from jaxgrasp.hand.model import load_hand
-from jaxgrasp.planning.planner import PlanConfig, as_object, compile_plan, make_scene, start_configs
+from jaxgrasp import load_hand
+try:  # the layered package
+    from jaxgrasp.planning.evaluation import compile_evaluation
+    from jaxgrasp.planning.planner import PlanConfig, as_object, compile_plan, make_scene, start_configs
+except ModuleNotFoundError:  # checkouts before the layering
+    from jaxgrasp.evaluation import compile_evaluation
+    from jaxgrasp.planner import PlanConfig, as_object, compile_plan, make_scene, start_configs
 cfg = PlanConfig()
 hand = load_hand("shadow")
 objects, scans = B.benchmark_objects(int(sys.argv[2]), sys.argv[3])

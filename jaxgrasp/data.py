@@ -5,6 +5,12 @@
 
 import warnings
 
-from jaxgrasp.learning.data import build_dataset, load_manifest, load_object_meshes, load_split, read_mesh  # noqa: F401 (the old spelling's names)
+from jaxgrasp.learning.data import (  # noqa: F401 (the old spelling's names)
+    build_dataset,
+    load_manifest,
+    load_object_meshes,
+    load_split,
+    read_mesh,
+)
 
 warnings.warn("jaxgrasp.data is deprecated: use jaxgrasp.learning.data", DeprecationWarning, stacklevel=2)
