@@ -100,15 +100,17 @@ def collect() -> tuple[list[tuple], dict[str, str]]:
     if (d := use(f)) and "summary" in d:
         o, n = d["summary"]["old"], d["summary"]["new"]
         b = d.get("budget_s", 30)
+        runs = d.get("runs", [])
         for i, (so, sn) in enumerate(zip(o, n)):
-            tag = f" (repeat {i + 1})" if len(o) > 1 else ""
+            tag = f" (run {i + 1}: {runs[i]['new_commit']})" if i < len(runs) else ""
             _row(rows, f"A/B against the commit before the engine{tag}: valid, median time to valid (all / scans), "
                        f"mean Q1 at 5 s / {b:g} s",
                  f"{sn['valid_within_budget']}, {sn['median_time_to_valid_s']:.2f} / "
                  f"{sn['median_time_to_valid_scans_s']:.2f} s, {sn['mean_q1_at_5s']:.3f} / {sn[f'mean_q1_at_{b:g}s']:.3f}",
                  f"before: {so['valid_within_budget']}, {so['median_time_to_valid_s']:.2f} / "
                  f"{so['median_time_to_valid_scans_s']:.2f} s, {so['mean_q1_at_5s']:.3f} / {so[f'mean_q1_at_{b:g}s']:.3f}",
-                 "28 objects, interleaved object by object in one run", f)
+                 "28 objects, interleaved object by object in one run"
+                 + (f"; {runs[i]['note']}" if i < len(runs) and runs[i].get("note") else ""), f)
 
     f = RESULTS / "cold_start.json"
     if (d := use(f)) and "codes" in d:
