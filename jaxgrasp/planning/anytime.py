@@ -135,8 +135,7 @@ def plan_anytime(hand: HandModel, obj: Object, report, tm: trimesh.Trimesh, scen
             if left() <= 0:
                 return
             with archive.lock:
-                todo = [k for k, _ in sorted(archive.entries.items(), key=lambda kv: P.rank_key(kv[1].metrics))
-                        if k not in squeezed][:cfg.shapes.num_starts]
+                todo = [k for k, _ in archive.ranked() if k not in squeezed][:cfg.shapes.num_starts]
                 squeezed.update(todo)
             candidates = [(archive[k].metrics, archive[k].config) for k in todo]
             for j, (m, xi) in enumerate(P.squeeze_best(hand, obj, tm, scene, candidates, cfg, t0 + time_budget)):

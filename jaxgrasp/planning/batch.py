@@ -113,14 +113,6 @@ def _optimize_group(hand: HandModel, scenes: list, x0: list, cfg: PlanConfig, pr
     shard = lambda tree: jax.device_put(tree, NamedSharding(mesh, PartitionSpec("obj")))  # noqa: E731
     scene_b = shard(stack_scenes(scenes))
     phase, params = main_phase(hand, cfg)
-    state = engine.init_batch(hand, scene_b, shard(jnp.stack(x0)), params, phase)
-    done, steps = 0, cfg.schedule.steps
-    while done < steps:
-        k = min(25, steps - done)
-        if done:
-            state = engine.select_batch(hand, scene_b, state, params, phase)
-        state, info = engine.step_batch(hand, scene_b, state, params, phase, k)
-        done += k
-        if progress is not None:
-            progress(done, {"total": info.total, **info.terms})
-    return np.asarray(engine.configs(state, params))[:n]
+    cb = None if progress is None else (lambda k, info: progress(k, {"total": info.total, **info.terms}))
+    x, _ = engine.run(hand, scene_b, shard(jnp.stack(x0)), params, phase, cfg.schedule.steps, progress=cb, batch=True)
+    return np.asarray(x)[:n]

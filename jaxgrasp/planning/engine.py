@@ -174,19 +174,24 @@ def step_batch(hand, scenes: Scene, state: PlannerState, params: StepParams, pha
 
 
 def run(hand: HandModel, scene: Scene, x0: jax.Array, params: StepParams, phase: Phase, num_steps: int, *,
-        chunk: int = 25, progress: Callable[[int, StepInfo], None] | None = None) -> tuple[jax.Array, StepInfo]:
+        chunk: int = 25, progress: Callable[[int, StepInfo], None] | None = None,
+        batch: bool = False) -> tuple[jax.Array, StepInfo]:
     """A fixed number of steps from ``x0 (S, 6 + I)``, active sets re-chosen every ``chunk``.
 
+    Args:
+        batch: ``scene`` and ``x0 (n, S, 6 + I)`` are stacked objects (:func:`init_batch`...).
+
     Returns:
-        ``(configurations (S, 6 + I) centred frame, the last chunk's StepInfo)``.
+        ``(configurations (S, 6 + I) centred frame, or (n, S, 6 + I), the last chunk's StepInfo)``.
     """
-    state = init(hand, scene, x0, params, phase)
+    init_fn, select_fn, step_fn = (init_batch, select_batch, step_batch) if batch else (init, select, step)
+    state = init_fn(hand, scene, x0, params, phase)
     done, info = 0, None
     while done < num_steps:
         n = min(chunk, num_steps - done)
         if done:
-            state = select(hand, scene, state, params, phase)
-        state, info = step(hand, scene, state, params, phase, n)
+            state = select_fn(hand, scene, state, params, phase)
+        state, info = step_fn(hand, scene, state, params, phase, n)
         done += n
         if progress is not None:
             progress(done, info)
@@ -229,7 +234,7 @@ class Archive:
         self.evaluations = 0
         self.first_valid_s: float | None = None
         self.first_valid_steps: int | None = None
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # reentrant: a driver may call ranked() while holding it
 
     def record(self, key: Hashable, metrics: dict, config: np.ndarray, *, steps: int | None = None,
                **data) -> bool:
