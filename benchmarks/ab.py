@@ -38,17 +38,23 @@ try:  # the layered package
 except ModuleNotFoundError:  # checkouts before the layering
     from jaxgrasp.evaluation import compile_evaluation
     from jaxgrasp.planner import PlanConfig, as_object, compile_plan, make_scene, start_configs
+try:  # prepared objects: (hand, prep, ...) in place of (hand, obj, tm, ...)
+    from jaxgrasp.planning.planner import prepare
+except ImportError:
+    prepare = None
 cfg = PlanConfig()
 hand = load_hand("shadow")
 objects, scans = B.benchmark_objects(int(sys.argv[2]), sys.argv[3])
 loaded = {n: as_object(m)[::2] for n, m in objects}
 seen = set()
 for n, (obj, tm) in loaded.items():
-    compile_evaluation(hand, obj, tm, np.asarray(start_configs(hand, obj, cfg, jax.random.PRNGKey(0))[0]), cfg)
-    key = make_scene(obj, tm, cfg).obj.faces.shape
+    x = np.asarray(start_configs(hand, obj, cfg, jax.random.PRNGKey(0))[0])
+    args = (prepare((obj, None), cfg),) if prepare else (obj, tm)
+    compile_evaluation(hand, *args, x, cfg)
+    key = make_scene(*args, cfg).obj.faces.shape
     if key not in seen:
         seen.add(key)
-        compile_plan(hand, obj, tm, cfg)
+        compile_plan(hand, *args, cfg)
 print(json.dumps({"ready": sorted(loaded), "scans": sorted(scans)}), flush=True)
 for line in sys.stdin:
     name, budget = json.loads(line)

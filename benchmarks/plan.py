@@ -30,10 +30,10 @@ from jaxgrasp.planning.api import plan_grasps
 from jaxgrasp.planning.evaluation import compile_evaluation
 from jaxgrasp.planning.planner import (
     PlanConfig,
-    as_object,
     compile_plan,
     initial_configs,
     make_scene,
+    prepare,
 )
 
 CHECKPOINTS = (5.0,)
@@ -104,33 +104,33 @@ def main() -> None:
     t0 = time.perf_counter()
     loaded = {}
     for name, mesh in objects:
-        obj, _, tm = as_object(mesh)
-        loaded[name] = (obj, tm)
+        prep = prepare(mesh, cfg)
+        loaded[name] = (prep.obj, prep)
     seen = set()
-    for name, (obj, tm) in loaded.items():
+    for name, (obj, prep) in loaded.items():
         # Every object: the exact evaluation compiles per (full, decimated) mesh size and padded
         # count of points measured on the full mesh.
-        compile_evaluation(hand, obj, tm, np.asarray(initial_configs(hand, float(obj.size), 1, jax.random.PRNGKey(0),
-                                                                     opening=cfg.starts.opening, standoff=cfg.starts.standoff))[0], cfg)
-        key = make_scene(obj, tm, cfg).obj.faces.shape
+        compile_evaluation(hand, prep, np.asarray(initial_configs(hand, float(obj.size), 1, jax.random.PRNGKey(0),
+                                                                  opening=cfg.starts.opening, standoff=cfg.starts.standoff))[0], cfg)
+        key = make_scene(prep, cfg).obj.faces.shape
         if key in seen:
             continue
         seen.add(key)
         for m in methods:
             if m == "jaxgrasp":
-                compile_plan(hand, obj, tm, cfg)  # the steps, active sets and squeeze
+                compile_plan(hand, prep, cfg)  # the steps, active sets and squeeze
             else:
-                annealing_run(hand, obj, tm, 3.0)
+                annealing_run(hand, obj, prep, 3.0)
     compile_s = time.perf_counter() - t0
 
     rows = []
-    for name, (obj, tm) in loaded.items():
+    for name, (obj, prep) in loaded.items():
         row = {"object": name, "faces": int(np.asarray(obj.face_mask).sum())}
         for m in methods:
             if m == "jaxgrasp":
-                row[m] = jaxgrasp_summary(hand, obj, tm, args.budget, cfg)
+                row[m] = jaxgrasp_summary(hand, obj, prep, args.budget, cfg)
             else:
-                row[m] = annealing_summary(hand, obj, tm, args.budget)
+                row[m] = annealing_summary(hand, obj, prep, args.budget)
         rows.append(row)
         print(name, json.dumps({m: row[m] for m in methods}), flush=True)
 

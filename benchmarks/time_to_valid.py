@@ -31,9 +31,9 @@ from jaxgrasp.planning.api import plan_grasps
 from jaxgrasp.planning.evaluation import compile_evaluation
 from jaxgrasp.planning.planner import (
     PlanConfig,
-    as_object,
     compile_plan,
     make_scene,
+    prepare,
     start_configs,
 )
 
@@ -56,20 +56,20 @@ def main() -> None:
     t0 = time.perf_counter()
     loaded, seen = {}, set()
     for name, mesh in objects:
-        obj, _, tm = as_object(mesh)
-        loaded[name] = obj
-        compile_evaluation(hand, obj, tm, np.asarray(start_configs(hand, obj, cfg, jax.random.PRNGKey(0))[0]), cfg)
-        key = make_scene(obj, tm, cfg).obj.faces.shape
+        prep = prepare(mesh, cfg)
+        obj = loaded[name] = prep.obj
+        compile_evaluation(hand, prep, np.asarray(start_configs(hand, obj, cfg, jax.random.PRNGKey(0))[0]), cfg)
+        key = make_scene(prep, cfg).obj.faces.shape
         if key not in seen:
             seen.add(key)
-            compile_plan(hand, obj, tm, cfg)
+            compile_plan(hand, prep, cfg)
     compile_s = time.perf_counter() - t0
 
     times: dict[str, list[float | None]] = {}
     for name, obj in loaded.items():
         times[name] = []
         for seed in range(args.seeds):
-            # (obj, None): the call rebuilds its trimesh and caches, as a call on a file would.
+            # (obj, None): the call prepares the object again, as a call on a file would.
             r = plan_grasps((obj, None), hand, config=PlanConfig(seed=seed), time_budget=args.budget)[0]
             times[name].append(r.metrics["time_to_first_valid_s"])
         print(f"{name:<26}" + "".join(f"{t:>7.2f}" if t is not None else f"{'-':>7}" for t in times[name]), flush=True)

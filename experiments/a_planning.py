@@ -48,9 +48,9 @@ def main(argv=None) -> int:
     from jaxgrasp.planning.evaluation import compile_evaluation
     from jaxgrasp.planning.planner import (
         PlanConfig,
-        as_object,
         initial_configs,
         make_scene,
+        prepare,
     )
 
     n_proc = args.procedural if args.procedural is not None else (20 if args.full else 6)
@@ -63,14 +63,14 @@ def main(argv=None) -> int:
 
     # Warm-up, so the timed runs exclude compilation: the exact evaluation once per object (it
     # compiles per full and decimated mesh size), the optimizer once per padded shape.
-    loaded = {name: as_object(mesh) for name, mesh in objects}
+    loaded = {name: (prep.obj, prep.report, prep) for name, prep in ((n, prepare(m, cfg)) for n, m in objects)}
     t0 = time.perf_counter()
     seen = set()
-    for name, (obj, rep, tm) in loaded.items():
+    for name, (obj, rep, prep) in loaded.items():
         x0 = initial_configs(hand, float(obj.size), 1, jax.random.PRNGKey(0), opening=cfg.starts.opening,
                              standoff=cfg.starts.standoff)
-        compile_evaluation(hand, obj, tm, np.asarray(x0)[0], cfg)
-        key = make_scene(obj, tm, cfg).obj.faces.shape
+        compile_evaluation(hand, prep, np.asarray(x0)[0], cfg)
+        key = make_scene(prep, cfg).obj.faces.shape
         if key not in seen:
             seen.add(key)
             plan((obj, rep), hand, config=cfg, time_budget=None if args.budget is None else 0.1)
@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     rows = []
     files = []
     for name, mesh in tqdm(objects, desc="planning", unit="object", dynamic_ncols=True):
-        obj, rep, tm = loaded[name]
+        obj, rep, prep = loaded[name]
         r = plan((obj, rep), hand, config=cfg, time_budget=args.budget)
         m = r.metrics
         files.append(common.save_grasp_json(r, name, common.mesh_file(name, mesh, out), out, "jaxgrasp.plan"))

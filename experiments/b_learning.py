@@ -83,9 +83,9 @@ def grasp_rows(label: str, configs: np.ndarray, samples: list[dict], full: dict,
     rows, files = [], []
     slug = label.replace(" + ", "+").replace(" ", "")
     for s, x in tqdm(list(zip(samples, configs)), desc=f"evaluate {label}", unit="grasp", dynamic_ncols=True):
-        obj, rep, tm = full[s["object"]]
-        m = evaluate(hand, obj, x, plan, tm, extras=False)
-        r = make_result(hand, obj, rep, tm, np.asarray(x, np.float64), m, [], 0.0, plan)
+        obj, rep, prep = full[s["object"]]
+        m = evaluate(hand, prep, x, plan, extras=False)
+        r = make_result(hand, prep, np.asarray(x, np.float64), m, [], 0.0, plan)
         name = f"{slug}__{s['object']}__r{s['rotation']}"
         files.append(common.save_grasp_json(r, name, mesh_paths[s["object"]], out, f"jaxgrasp.network ({label})"))
         rows.append({"predictor": label, "object": s["object"], "rotation": s["rotation"], "q1": m["q1"],
@@ -119,7 +119,7 @@ def main(argv=None) -> int:
     from jaxgrasp.learning.data import load_split, read_mesh
     from jaxgrasp.learning.evaluate import predict_object_frame, summarize
     from jaxgrasp.learning.train import val_indices
-    from jaxgrasp.planning.planner import as_object
+    from jaxgrasp.planning.planner import PlanConfig, prepare
 
     run = C.read_run(C.resolve(fin)[0])
     data = args.data or run["train_config"]["data"]  # the run's dataset unless told otherwise
@@ -135,7 +135,7 @@ def main(argv=None) -> int:
     names = sorted({s["object"] for s in samples})
     by_name = {o["name"]: o for o in objects}
     mesh_paths = {n: str((Path(data) / by_name[n]["mesh"]).resolve()) for n in names}
-    full = {n: as_object(read_mesh(mesh_paths[n])) for n in names}
+    full = {n: (p.obj, p.report, p) for n, p in ((n, prepare(read_mesh(mesh_paths[n]), PlanConfig())) for n in names)}
     out = Path(args.out)
 
     rows, files = [], []

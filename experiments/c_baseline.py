@@ -54,10 +54,10 @@ def main(argv=None) -> int:
     from jaxgrasp.planning.evaluation import compile_evaluation
     from jaxgrasp.planning.planner import (
         PlanConfig,
-        as_object,
         compile_plan,
         initial_configs,
         make_scene,
+        prepare,
     )
 
     n_proc = args.procedural if args.procedural is not None else (20 if args.full else 4)
@@ -69,25 +69,25 @@ def main(argv=None) -> int:
     objects = common.object_set(n_proc, args.scans_dir, n_scans)
     t_start = time.perf_counter()
 
-    loaded = {name: as_object(mesh) for name, mesh in objects}
+    loaded = {name: (prep.obj, prep.report, prep) for name, prep in ((n, prepare(m, cfg)) for n, m in objects)}
     t0 = time.perf_counter()
     seen = set()
-    for name, (obj, rep, tm) in loaded.items():
+    for name, (obj, rep, prep) in loaded.items():
         # The exact evaluation compiles per (full, decimated) mesh size: every object once.
         x0 = initial_configs(hand, float(obj.size), 1, jax.random.PRNGKey(0), opening=cfg.starts.opening,
                              standoff=cfg.starts.standoff)
-        compile_evaluation(hand, obj, tm, np.asarray(x0)[0], cfg)
-        key = make_scene(obj, tm, cfg).obj.faces.shape
+        compile_evaluation(hand, prep, np.asarray(x0)[0], cfg)
+        key = make_scene(prep, cfg).obj.faces.shape
         if key not in seen:  # both planners' steps, once per padded optimization shape
             seen.add(key)
-            compile_plan(hand, obj, tm, cfg)
+            compile_plan(hand, prep, cfg)
             anneal_grasps((obj, rep), hand, config=acfg, time_budget=3.0)
     compile_s = time.perf_counter() - t0
 
     rows = []
     files = []
     for name, mesh in tqdm(objects, desc="planning", unit="object", dynamic_ncols=True):
-        obj, rep, tm = loaded[name]
+        obj, rep, prep = loaded[name]
         mfile = common.mesh_file(name, mesh, out)
         for method in METHODS:
             t = time.perf_counter()

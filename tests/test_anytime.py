@@ -16,8 +16,8 @@ from jaxgrasp.planning.planner import (
     PlanConfig,
     Schedule,
     Shapes,
-    as_object,
     compile_plan,
+    prepare,
 )
 
 CFG = PlanConfig(shapes=Shapes(num_starts=4), schedule=Schedule(steps=25), seed=3)  # the shapes of test_batch.py: compiled once
@@ -64,8 +64,9 @@ def test_background_results_finishing_after_the_budget_do_not_count(monkeypatch,
     ``budget_ends_at_round_end`` the budget runs out just after round 0's last in-time check
     (the progress callback sleeps past it), so the loop ends with nothing counted in time."""
     hand = load_hand("shadow")
-    obj, _, tm = as_object(trimesh.creation.icosphere(subdivisions=2, radius=0.035))
-    compile_plan(hand, obj, tm, CFG)
+    prep = prepare(trimesh.creation.icosphere(subdivisions=2, radius=0.035), CFG)
+    obj = prep.obj
+    compile_plan(hand, prep, CFG)
     budget = 3.0
     calls = {"main": 0, "background": 0}
     real = planner.evaluate

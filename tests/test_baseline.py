@@ -48,8 +48,9 @@ def _energies(hand, scene, xs, p, rows: int = 32):
 
 def test_energy_lower_touching_than_away_and_matches_trimesh():
     hand, mesh = _hand(), _sphere()
-    obj, _, tm = planner.as_object(mesh)
-    scene = B.anneal_scene(hand, obj, tm, CFG)
+    prep = planner.prepare_object(mesh, opt_faces=CFG.opt_faces)
+    obj = prep.obj
+    scene = B.anneal_scene(hand, prep, CFG)
     p = B.anneal_params(CFG, hand)
     x0 = np.asarray(planner.initial_configs(hand, float(obj.size), 8, jax.random.PRNGKey(0),
                                             opening=CFG.starts.opening, standoff=CFG.starts.standoff))

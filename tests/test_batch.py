@@ -20,6 +20,7 @@ from jaxgrasp.planning.planner import (
     initial_configs,
     make_scene,
     optimize,
+    prepare,
     rank_key,
     squeeze,
     start_configs,
@@ -58,8 +59,9 @@ def test_plan_batch_groups_by_watertightness_and_keeps_input_order():
         # grasp is one of them or its squeezed version (vmap over objects = the same
         # computation, in input order).
         key = jax.random.split(jax.random.PRNGKey(CFG.seed), len(meshes))[i]
-        obj, _, tm = as_object(m)
-        scene = make_scene(obj, tm, CFG, pad_faces=256)
+        prep = prepare(m, CFG)
+        obj = prep.obj
+        scene = make_scene(prep, CFG, pad_faces=256)
         x, _ = optimize(hand, scene, start_configs(hand, obj, CFG, key), CFG)
         x = np.concatenate([np.asarray(x), np.asarray(squeeze(hand, scene, x, CFG))])
         got = np.stack([r.config for r in rs])
@@ -72,34 +74,42 @@ def test_plan_batch_groups_by_watertightness_and_keeps_input_order():
 def test_screened_evaluation_equals_full_evaluation_on_a_large_mesh():
     hand = load_hand("shadow")
     mesh = trimesh.creation.icosphere(subdivisions=5, radius=0.04)  # 20,480 faces: screened
-    obj, _, tm = as_object(mesh)
+    prep = prepare(mesh, CFG)
+    obj = prep.obj
     # Hands from 1 cm outside to 2 cm inside the bounding sphere: no contact, touching, deep.
     xs = [np.asarray(initial_configs(hand, float(obj.size), 2, jax.random.PRNGKey(1), opening=0.3,
                                      standoff=s)) for s in (0.01, 0.0, -0.005, -0.02)]
     for xi in np.concatenate(xs):
-        a = evaluate(hand, obj, xi, CFG, tm, extras=False)
-        b = evaluate(hand, obj, xi, CFG, tm, extras=False, screen=False)
+        a = evaluate(hand, prep, xi, CFG, extras=False)
+        b = evaluate(hand, prep, xi, CFG, extras=False, screen=False)
         for k in ("q1", "penetration_mm", "self_penetration_mm", "num_contacts", "valid"):
             assert np.isclose(a[k], b[k], rtol=1e-9, atol=1e-9), (k, a[k], b[k])
-    assert tm.metadata["jaxgrasp_screening"] is not None  # screened
-    assert max(evaluate(hand, obj, xi, CFG, tm, extras=False)["penetration_mm"] for xi in xs[-1]) > 5.0
+    assert prep.screening is not None  # screened
+    assert max(evaluate(hand, prep, xi, CFG, extras=False)["penetration_mm"] for xi in xs[-1]) > 5.0
 
 
 def test_screening_mesh_rejects_a_coarse_level_early_and_bounds_the_chosen_one(monkeypatch):
     """With a tolerance no decimation meets, the 1,024-face level is rejected on its first
-    one-sided distance (and not cached) and the last level is measured on both sides: its bound
-    is the one a full measurement of that level gives."""
-    from jaxgrasp.planning import evaluation
+    one-sided distance (the other side is never measured) and the last level is measured on both
+    sides: its bound is the larger of the two one-sided distances, each measured here by brute
+    force over the same points with trimesh's closest points."""
+    from jaxgrasp.planning import prepared
 
     mesh = trimesh.creation.icosphere(subdivisions=5, radius=0.04)
-    obj, _, tm = as_object(mesh)
-    monkeypatch.setattr(evaluation, "SCREEN_TOLERANCE", 1e-6)
-    coarse, bound = evaluation.screening_mesh(tm, obj)
-    assert "jaxgrasp_eval_mesh_1024" not in tm.metadata
-    assert int(np.asarray(coarse.face_mask).sum()) > 1024
-    _, _, fresh = as_object(mesh)
-    assert bound == evaluation.evaluation_mesh(fresh, obj, evaluation.SCREEN_FACES[-1])[1]
-    assert evaluation.screening_mesh(tm, obj)[1] == bound  # chosen once
+    measured = []
+    real = prepared._max_distance
+    monkeypatch.setattr(prepared, "_max_distance", lambda t, p: measured.append(len(p)) or real(t, p))
+    monkeypatch.setattr(prepared, "SCREEN_TOLERANCE", 1e-6)
+    prep = prepare(mesh, CFG)
+    coarse = prepared.object_trimesh(prep.screening)
+    assert len(coarse.faces) > 1024
+    full = prep.mesh
+    assert len(measured) == 3  # level 1: one side; level 2: both
+    pts_full = np.concatenate([full.vertices, np.asarray(prep.eval_points, np.float64)])
+    d1 = np.abs(trimesh.proximity.closest_point(coarse, pts_full)[1]).max()
+    pts_small = np.concatenate([coarse.vertices, trimesh.sample.sample_surface_even(coarse, prepared.EVAL_POINTS, seed=0)[0]])
+    d2 = np.abs(trimesh.proximity.closest_point(full, pts_small)[1]).max()
+    assert np.isclose(float(prep.screening_bound), max(d1, d2), rtol=1e-4, atol=1e-7)
 
 
 def test_anytime_budget_runs_one_chunk_then_stops():

@@ -130,10 +130,9 @@ def test_evaluate_detects_penetration():
     hand = r.hand
     x = np.asarray(r.config).copy()
     x[:3] *= 0.3  # towards the object's centre
-    from jaxgrasp.planning.planner import as_object
+    from jaxgrasp.planning.planner import prepare
 
-    obj, _, _ = as_object(mesh)
-    m = evaluate(hand, obj, x, CFG)
+    m = evaluate(hand, prepare(mesh, CFG), x, CFG)
     assert m["penetration_mm"] > 5.0 and not m["valid"]
 
 
@@ -144,12 +143,12 @@ def test_squeeze_pulls_backed_off_fingers_onto_the_surface():
     squeezed grasps do not penetrate."""
 
     from jaxgrasp.hand.kinematics import pose_hand
-    from jaxgrasp.planning.planner import as_object, make_scene, squeeze
+    from jaxgrasp.planning.planner import make_scene, prepare, squeeze
 
     mesh, results = _plan("sphere")
     hand = results[0].hand
-    obj, _, tm = as_object(mesh)
-    scene = make_scene(obj, tm, CFG)
+    prep = prepare(mesh, CFG)
+    scene = make_scene(prep, CFG)
     x = np.resize(np.stack([r.config for r in results]), (CFG.shapes.num_starts, len(results[0].config)))
     for xi in x:
         T = np.asarray(pose_hand(hand, jnp.asarray(xi)).T_world_palm, np.float64)
@@ -159,7 +158,7 @@ def test_squeeze_pulls_backed_off_fingers_onto_the_surface():
     counts = {}
     for name, xs in (("backed off", x), ("squeezed", np.asarray(squeeze(hand, scene, x, CFG))),
                      ("no touch", np.asarray(squeeze(hand, scene, x, no_touch)))):
-        ms = [evaluate(hand, obj, xi, CFG, tm, extras=False) for xi in xs[:k]]
+        ms = [evaluate(hand, prep, xi, CFG, extras=False) for xi in xs[:k]]
         counts[name] = sum(m["num_contacts"] for m in ms)
         if name == "squeezed":
             assert max(m["penetration_mm"] for m in ms) <= 1.0, ms

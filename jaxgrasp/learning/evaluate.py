@@ -76,8 +76,7 @@ def evaluate_params(mcfg, params, test_set, hand, scenes, full, plan: PlanConfig
                disable=not progress)
     per = []
     for i, xi in enumerate(x):
-        obj, tm = full[oi[i]]
-        per.append(_slim(evaluate(hand, obj, xi, plan.evaluation, tm, extras=False)))
+        per.append(_slim(evaluate(hand, full[oi[i]], xi, plan.evaluation, extras=False)))
         bar.update(1)
     out = {"network": summarize(per), "per_sample": per}
     if refine_steps > 0:
@@ -93,8 +92,7 @@ def evaluate_params(mcfg, params, test_set, hand, scenes, full, plan: PlanConfig
             xr[rows] = np.asarray(y, np.float64)
         per_r = []
         for i, xi in enumerate(xr):
-            obj, tm = full[oi[i]]
-            per_r.append(_slim(evaluate(hand, obj, xi, plan.evaluation, tm, extras=False)))
+            per_r.append(_slim(evaluate(hand, full[oi[i]], xi, plan.evaluation, extras=False)))
             bar.update(1)
         out["refined"] = summarize(per_r)
         out["per_sample_refined"] = per_r

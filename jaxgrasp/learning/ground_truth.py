@@ -15,15 +15,15 @@ from jaxgrasp.learning.config import MESH_SUFFIXES, DatasetConfig
 from jaxgrasp.mesh.objects import load_object, make_object
 from jaxgrasp.mesh.procedural import procedural_set
 from jaxgrasp.planning.engine import Archive
-from jaxgrasp.planning.evaluation import object_trimesh
 from jaxgrasp.planning.planner import (
     PlanConfig,
     Schedule,
     Shapes,
-    as_object,
     evaluate_starts,
     make_scene,
+    object_trimesh,
     optimize,
+    prepare,
     start_configs,
 )
 
@@ -80,12 +80,12 @@ def ground_truth(mesh: trimesh.Trimesh, hand, config: DatasetConfig) -> dict[str
         "num_starts": ()}`` with ``k <= config.grasps`` (possibly 0).
     """
     pc = plan_config(config)
-    obj, _, tm = as_object(mesh)
-    scene = make_scene(obj, tm, pc, dtype=hand.body_pos.dtype)
-    x0 = start_configs(hand, obj, pc, jax.random.PRNGKey(pc.seed))
+    prep = prepare(mesh, pc)
+    scene = make_scene(prep, pc, dtype=hand.body_pos.dtype)
+    x0 = start_configs(hand, prep.obj, pc, jax.random.PRNGKey(pc.seed))
     x, _ = optimize(hand, scene, x0, pc)
     archive = Archive()
-    evaluate_starts(hand, obj, tm, np.asarray(x, np.float64), pc, archive)
+    evaluate_starts(hand, prep, np.asarray(x, np.float64), pc, archive)
     best = [e for _, e in archive.ranked() if e.metrics["valid"]][: config.grasps]
     # The planner's centred frame is about the centre of mass it computes for this (already
     # centred) mesh: a float rounding away from the origin, so it is the saved mesh's frame.

@@ -27,9 +27,9 @@ from jaxgrasp.mesh.render import Camera
 from jaxgrasp.planning.planner import (
     PlanConfig,
     Schedule,
-    as_object,
     make_scene,
     optimize,
+    prepare,
 )
 from jaxgrasp.planning.planner import evaluate as evaluate_grasp
 
@@ -102,7 +102,8 @@ def predict(checkpoint: str | os.PathLike, depth_images_or_mesh, *, units: str =
         x = np.asarray(M.apply(mcfg, params, jnp.asarray(d)), np.float64)
         out = [_package(hand, xi, np.zeros(3)) for xi in x]
         return out[0] if single else out
-    obj, _, tm = as_object(depth_images_or_mesh, units=units)
+    prep = prepare(depth_images_or_mesh, PlanConfig(), units=units, screen=evaluate)
+    obj, tm = prep.obj, prep.mesh
     com = np.asarray(obj.center_of_mass, np.float64)
     centred = trimesh.Trimesh(np.asarray(tm.vertices) - com, tm.faces, process=False)
     depth = render_sample(centred, np.eye(3), _cameras(run))
@@ -110,9 +111,9 @@ def predict(checkpoint: str | os.PathLike, depth_images_or_mesh, *, units: str =
     pcfg = PlanConfig()
     if refine_steps > 0:
         rcfg = dataclasses.replace(pcfg, schedule=Schedule(steps=refine_steps))
-        scene = make_scene(obj, tm, rcfg, dtype=hand.body_pos.dtype)
+        scene = make_scene(prep, rcfg, dtype=hand.body_pos.dtype)
         x = np.asarray(optimize(hand, scene, jnp.asarray(x[None], hand.body_pos.dtype), rcfg)[0][0], np.float64)
-    metrics = evaluate_grasp(hand, obj, x, pcfg.evaluation, tm, extras=False) if evaluate else None
+    metrics = evaluate_grasp(hand, prep, x, pcfg.evaluation, extras=False) if evaluate else None
     return _package(hand, x, com, metrics)
 
 

@@ -12,7 +12,13 @@ import jax.numpy as jnp
 
 from jaxgrasp.learning.data import read_mesh
 from jaxgrasp.planning.objective import stack_scenes
-from jaxgrasp.planning.planner import PlanConfig, as_object, face_bucket, make_scene
+from jaxgrasp.planning.planner import (
+    PlanConfig,
+    PreparedObject,
+    face_bucket,
+    make_scene,
+    prepare,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,11 +32,11 @@ class Scenes:
 jax.tree_util.register_dataclass(Scenes, data_fields=["scenes", "sizes"], meta_fields=[])
 
 
-def load_objects(root: str, manifest: dict, plan: PlanConfig, dtype=jnp.float32) -> tuple[Scenes, list]:
-    """Stacked optimization scenes and the full-resolution ``(Object, trimesh)`` of every object."""
-    full = [as_object(read_mesh(os.path.join(root, o["mesh"]))) for o in manifest["objects"]]
-    pad = max(face_bucket(min(len(tm.faces), plan.shapes.opt_faces)) for _, _, tm in full)
-    scenes = [make_scene(obj, tm, plan, dtype=dtype, pad_faces=pad) for obj, _, tm in full]
+def load_objects(root: str, manifest: dict, plan: PlanConfig, dtype=jnp.float32) -> tuple[Scenes, list[PreparedObject]]:
+    """Stacked optimization scenes and the prepared full-resolution object of every object."""
+    full = [prepare(read_mesh(os.path.join(root, o["mesh"])), plan) for o in manifest["objects"]]
+    pad = max(face_bucket(len(p.loop_mesh.faces)) for p in full)
+    scenes = [make_scene(p, plan, dtype=dtype, pad_faces=pad) for p in full]
     stacked = stack_scenes(scenes)
-    sizes = jnp.asarray([float(obj.size) for obj, _, _ in full], dtype)
-    return Scenes(stacked, sizes), [(obj, tm) for obj, _, tm in full]
+    sizes = jnp.asarray([float(p.obj.size) for p in full], dtype)
+    return Scenes(stacked, sizes), full

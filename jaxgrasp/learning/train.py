@@ -306,8 +306,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, fina
                                                                        * steps_per_epoch)),
                    **{f"train_{k2}": v / steps_per_epoch for k2, v in state["sums"].items()}}
             xv = predict_object_frame(mcfg, state["params"], test_set.depth[vidx], test_set.R_aug[vidx])
-            mv = [evaluate(hand, full[test_set.object_index[i]][0], xi, cfg.plan.evaluation, full[test_set.object_index[i]][1],
-                           extras=False) for i, xi in zip(vidx, xv)]
+            mv = [evaluate(hand, full[test_set.object_index[i]], xi, cfg.plan.evaluation, extras=False)
+                  for i, xi in zip(vidx, xv)]
             rec.update({f"val_{k2}": v for k2, v in summarize(mv).items()})
             rec["time_s"] = time.perf_counter() - t_epoch
             state = {**state, "epoch": e + 1, "step_in_epoch": 0, "sums": {}}

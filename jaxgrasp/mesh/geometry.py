@@ -451,3 +451,40 @@ def winding_number(obj: Object, points, *, chunk_size: int = 256):
     """Generalized winding number (...) of the object's surface at points (..., 3)."""
     flat, batch, n = _prepare(points, chunk_size)
     return _winding_padded(obj, flat, chunk_size)[:n].reshape(batch)
+
+
+def resolve_on_host(obj: Object, points, res: ClosestFeatures) -> tuple[np.ndarray, np.ndarray]:
+    """Exact distances and normals from a floating-point query (``exact=False``), host side.
+
+    The same recomputation as ``exact=True``, done after the device call instead of inside it
+    through a callback, so that the device call stays free of host callbacks (an executable with
+    one cannot be kept in the persistent compilation cache).
+
+    Args:
+      obj: the object the query ran on.
+      points: (N, 3) the queried points (object frame, the query's dtype).
+      res: the query's :class:`ClosestFeatures` for ``points`` (from :func:`closest_features`
+        with ``exact=False``).
+
+    Returns:
+      d (N,) float64 signed distances and n (N, 3) float64 unit outward normals.
+    """
+    d, n = np.array(res.distance, np.float64), np.array(res.normal, np.float64)
+    amb = np.asarray(res.ambiguous)
+    if not amb.any():
+        return d, n
+    p = np.asarray(points)
+    idx = np.nonzero(amb)[0]
+    # The error bound of _tolerance, on the host: d_upper = |d| + 4 tol as in _exact_fixup.
+    eps = np.finfo(p.dtype).eps
+    tol = TOL_FACTOR * eps * (np.abs(p[idx]).max(axis=-1) + float(obj.coord_bound))
+    d_x, n_x, f_x, feat_x = exact_mod.resolve(p[idx], np.ones(len(idx), bool), np.abs(d[idx]) + 4 * tol,
+                                              np.asarray(obj.corners, p.dtype), np.asarray(obj.face_mask),
+                                              watertight=obj.watertight)
+    n_x = np.asarray(n_x, np.float64)
+    on_surface = np.sum(n_x ** 2, axis=-1) == 0  # exactly on the surface: the feature's pseudonormal
+    if on_surface.any():
+        rows = face_rows(face_columns(obj, p.dtype), jnp.asarray(f_x[on_surface]))
+        n_x[on_surface] = np.asarray(jax.vmap(feature_normal)(rows, jnp.asarray(feat_x[on_surface])), np.float64)
+    d[idx], n[idx] = np.asarray(d_x, np.float64), n_x
+    return d, n

@@ -24,13 +24,12 @@ from typing import Callable
 
 import jax
 import numpy as np
-import trimesh
 
 from jaxgrasp.hand.model import HandModel
-from jaxgrasp.mesh.objects import Object
 from jaxgrasp.planning import engine
 from jaxgrasp.planning import planner as P
 from jaxgrasp.planning.evaluation import evaluate
+from jaxgrasp.planning.prepared import PreparedObject
 from jaxgrasp.planning.settings import PlanConfig
 
 log = logging.getLogger(__name__)
@@ -98,7 +97,7 @@ class Jobs:
                     self._cv.notify_all()
 
 
-def plan_anytime(hand: HandModel, obj: Object, report, tm: trimesh.Trimesh, scene, cfg: PlanConfig,
+def plan_anytime(hand: HandModel, prep: PreparedObject, scene, cfg: PlanConfig,
                  num_grasps: int, time_budget: float, t0: float, progress) -> list:
     """The anytime loop of :func:`jaxgrasp.planning.api.plan_grasps` (see ``time_budget`` there).
 
@@ -122,7 +121,7 @@ def plan_anytime(hand: HandModel, obj: Object, report, tm: trimesh.Trimesh, scen
         def job() -> None:
             if in_time and left() <= 0:
                 return
-            m = evaluate(hand, obj, x, cfg.evaluation, tm, extras=False)
+            m = evaluate(hand, prep, x, cfg.evaluation, extras=False)
             if in_time and left() <= 0:  # finished after the budget: not counted
                 return
             archive.record(key, m, x, steps=at_steps)
@@ -138,7 +137,7 @@ def plan_anytime(hand: HandModel, obj: Object, report, tm: trimesh.Trimesh, scen
                 todo = [k for k, _ in archive.ranked() if k not in squeezed][:cfg.shapes.num_starts]
                 squeezed.update(todo)
             candidates = [(archive[k].metrics, archive[k].config) for k in todo]
-            for j, (m, xi) in enumerate(P.squeeze_best(hand, obj, tm, scene, candidates, cfg, t0 + time_budget)):
+            for j, (m, xi) in enumerate(P.squeeze_best(hand, prep, scene, candidates, cfg, t0 + time_budget)):
                 archive.record((r, -1 - j), m, xi, steps=steps)
         return job
 
@@ -146,7 +145,7 @@ def plan_anytime(hand: HandModel, obj: Object, report, tm: trimesh.Trimesh, scen
     log.info("anytime planning, budget %.3g s (the first call with new shapes compiles inside it)", time_budget)
     try:
         while rnd == 0 or left() > 0:
-            x0 = P.start_configs(hand, obj, cfg, jax.random.PRNGKey(cfg.seed + rnd))
+            x0 = P.start_configs(hand, prep.obj, cfg, jax.random.PRNGKey(cfg.seed + rnd))
             state = engine.init(hand, scene, x0, params, phase)
             done = 0
             while done < sch.steps and (not len(archive) or left() > 0):
@@ -188,4 +187,4 @@ def plan_anytime(hand: HandModel, obj: Object, report, tm: trimesh.Trimesh, scen
         log.info("budget spent before any evaluation finished: evaluating the last starts past it")
         for i in P.starts_to_evaluate(total, done, cfg, early=False, found_valid=False):
             evaluation((rnd - 1, int(i)), xs[i], steps, in_time=False)()
-    return P.archive_results(hand, obj, report, tm, archive, num_grasps, cfg, t0, extra={"steps": steps})
+    return P.archive_results(hand, prep, archive, num_grasps, cfg, t0, extra={"steps": steps})

@@ -21,10 +21,10 @@ from jaxgrasp.planning.engine import Archive
 from jaxgrasp.planning.planner import (
     GraspResult,
     archive_results,
-    as_object,
     evaluate_starts,
     make_scene,
     optimize,
+    prepare,
     refine,
     squeeze_archive,
     start_configs,
@@ -40,8 +40,9 @@ def plan_grasps(mesh, hand: str | HandModel = "shadow", *, num_grasps: int = 1, 
     """Plan grasps of a raw triangle mesh with the differentiable loss (paper VI.A).
 
     Args:
-        mesh: a mesh file path, a ``trimesh.Trimesh`` or a loaded object (``load_object``'s
-            ``(Object, LoadReport)`` or an ``Object``), in any frame; ``units`` scales files.
+        mesh: a mesh file path, a ``trimesh.Trimesh``, a loaded object (``load_object``'s
+            ``(Object, LoadReport)`` or an ``Object``) or a prepared one
+            (:func:`jaxgrasp.planning.planner.prepare`), in any frame; ``units`` scales files.
         hand: a bundled hand name, a hand file, or a loaded :class:`HandModel`.
         num_grasps: how many grasps to return (from distinct starts, best first).
         config: planner settings (:class:`PlanConfig`); ``num_starts`` is raised to
@@ -63,21 +64,21 @@ def plan_grasps(mesh, hand: str | HandModel = "shadow", *, num_grasps: int = 1, 
     cfg = with_starts(config or PlanConfig(), num_grasps)
     t0 = time.perf_counter()
     hand_model = hand if isinstance(hand, HandModel) else load_hand(hand)
-    obj, report, tm = as_object(mesh, units=units)
-    scene = make_scene(obj, tm, cfg, dtype=hand_model.body_pos.dtype)
+    prep = prepare(mesh, cfg, units=units)
+    scene = make_scene(prep, cfg, dtype=hand_model.body_pos.dtype)
     if time_budget is not None:
         if not time_budget > 0:
             raise ValueError(f"time_budget must be > 0 seconds (or None), got {time_budget}")
-        return plan_anytime(hand_model, obj, report, tm, scene, cfg, num_grasps, time_budget, t0, progress)
+        return plan_anytime(hand_model, prep, scene, cfg, num_grasps, time_budget, t0, progress)
     archive = Archive(t0)
-    x0 = start_configs(hand_model, obj, cfg, jax.random.PRNGKey(cfg.seed))
+    x0 = start_configs(hand_model, prep.obj, cfg, jax.random.PRNGKey(cfg.seed))
     log.info("optimizing %d starts for %d steps (the first call with new shapes compiles)",
              cfg.shapes.num_starts, cfg.schedule.steps)
     x, _ = optimize(hand_model, scene, x0, cfg, progress=progress)
-    evaluate_starts(hand_model, obj, tm, np.asarray(x), cfg, archive)
-    squeeze_archive(hand_model, obj, tm, scene, [k for k, _ in archive.ranked()], cfg, archive)
-    refine(hand_model, obj, tm, scene, [k for k, _ in archive.ranked()[:num_grasps]], cfg, archive)
-    return archive_results(hand_model, obj, report, tm, archive, num_grasps, cfg, t0)
+    evaluate_starts(hand_model, prep, np.asarray(x), cfg, archive)
+    squeeze_archive(hand_model, prep, scene, [k for k, _ in archive.ranked()], cfg, archive)
+    refine(hand_model, prep, scene, [k for k, _ in archive.ranked()[:num_grasps]], cfg, archive)
+    return archive_results(hand_model, prep, archive, num_grasps, cfg, t0)
 
 
 def plan(mesh, hand: str | HandModel = "shadow", *, config: PlanConfig | None = None, units: str = "m",

@@ -136,26 +136,26 @@ def anneal_params(cfg: AnnealConfig, hand: HandModel) -> AnnealParams:
         hand_samples=min(cfg.hand_samples, hand.num_samples), self_samples=min(cfg.self_samples, hand.num_samples))
 
 
-def anneal_scene(hand: HandModel, obj, tm, cfg: AnnealConfig) -> planner.Scene:
+def anneal_scene(hand: HandModel, prep: planner.PreparedObject, cfg: AnnealConfig) -> planner.Scene:
     """The energy's scene (``planner.make_scene`` with ``opt_faces`` and ``object_samples`` of
     ``cfg``), padded to one face count for every object so the energy compiles once per hand."""
     scene_cfg = planner.PlanConfig(shapes=Shapes(opt_faces=cfg.opt_faces, object_samples=cfg.object_samples),
                                    evaluation=cfg.evaluation, seed=cfg.seed)
-    return planner.make_scene(obj, tm, scene_cfg, dtype=hand.body_pos.dtype, pad_faces=planner.face_bucket(cfg.opt_faces))
+    return planner.make_scene(prep, scene_cfg, dtype=hand.body_pos.dtype, pad_faces=planner.face_bucket(cfg.opt_faces))
 
 
 class _Evaluations:
     """The exact evaluations of chain bests into an :class:`~jaxgrasp.planning.engine.Archive` keyed by
     chain (``data["energy"]``: the chain's energy there), and their time."""
 
-    def __init__(self, hand: HandModel, obj, tm, cfg: AnnealConfig, t0: float):
-        self.hand, self.obj, self.tm, self.cfg = hand, obj, tm, cfg
+    def __init__(self, hand: HandModel, prep: planner.PreparedObject, cfg: AnnealConfig, t0: float):
+        self.hand, self.prep, self.cfg = hand, prep, cfg
         self.archive = Archive(t0)
         self.seconds = 0.0
 
     def run(self, chain: int, x: np.ndarray, e: float) -> None:
         t = time.perf_counter()
-        m = planner.evaluate(self.hand, self.obj, x, self.cfg.evaluation, self.tm, extras=False)
+        m = planner.evaluate(self.hand, self.prep, x, self.cfg.evaluation, extras=False)
         self.seconds += time.perf_counter() - t
         self.archive.record(chain, m, x, energy=e)
 
@@ -207,8 +207,9 @@ def anneal_grasps(mesh, hand: str | HandModel = "shadow", *, num_grasps: int = 1
     if time_budget is not None and not time_budget > 0:
         raise ValueError(f"time_budget must be > 0 seconds (or None), got {time_budget}")
     hand_model = hand if isinstance(hand, HandModel) else load_hand(hand)
-    obj, report, tm = planner.as_object(mesh, units=units)
-    scene = anneal_scene(hand_model, obj, tm, cfg)
+    prep = planner.prepare_object(mesh, units=units, opt_faces=cfg.opt_faces)
+    obj = prep.obj
+    scene = anneal_scene(hand_model, prep, cfg)
     p = anneal_params(cfg, hand_model)
     # The planner's starts (same key use as api.plan_grasps: equal with chains == num_starts).
     x0 = planner.initial_configs(hand_model, float(obj.size), cfg.chains, jax.random.PRNGKey(cfg.seed),
@@ -216,7 +217,7 @@ def anneal_grasps(mesh, hand: str | HandModel = "shadow", *, num_grasps: int = 1
                                  axes=planner.principal_axes(obj))
     pivot = jnp.asarray(planner.grasp_point(hand_model, cfg.starts.opening), hand_model.body_pos.dtype)
     state = init_chains(x0, jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 1))
-    ev = _Evaluations(hand_model, obj, tm, cfg, t0)
+    ev = _Evaluations(hand_model, prep, cfg, t0)
     last = np.full(cfg.chains, np.inf)  # best energy of each chain at its last evaluation
 
     def evaluate_round(limit: int | None, final: bool) -> None:
@@ -276,7 +277,7 @@ def anneal_grasps(mesh, hand: str | HandModel = "shadow", *, num_grasps: int = 1
     acc_rate = float(np.asarray(state.accepted).sum()) / max(done * cfg.chains, 1)
     extra = {"anneal_steps": int(done), "anneal_evaluations": int(ev.archive.evaluations), "acceptance_rate": acc_rate}
     ranked = ev.archive.ranked()
-    out = planner.archive_results(hand_model, obj, report, tm, ev.archive, num_grasps, cfg.evaluation, t0, extra)
+    out = planner.archive_results(hand_model, prep, ev.archive, num_grasps, cfg.evaluation, t0, extra)
     for r, (_, e) in zip(out, ranked):
         r.metrics["energy"] = float(e.data["energy"])
     return out

@@ -21,11 +21,11 @@ from jaxgrasp.planning.planner import (
     GraspResult,
     PlanConfig,
     archive_results,
-    as_object,
     evaluate_starts,
     face_bucket,
     main_phase,
     make_scene,
+    prepare,
     squeeze_archive,
     start_configs,
     with_starts,
@@ -78,13 +78,13 @@ def plan_batch(meshes, hand: str | HandModel = "shadow", *, num_grasps: int = 1,
     t0 = time.perf_counter()
     hand_model = hand if isinstance(hand, HandModel) else load_hand(hand)
     dtype = hand_model.body_pos.dtype
-    loaded = [as_object(m, units=units) for m in meshes]
+    loaded = [prepare(m, cfg, units=units) for m in meshes]
     if not loaded:
         return []
-    pad = max(face_bucket(min(len(tm.faces), cfg.shapes.opt_faces)) for _, _, tm in loaded)
-    scenes = [make_scene(obj, tm, cfg, dtype=dtype, pad_faces=pad) for obj, _, tm in loaded]
+    pad = max(face_bucket(len(p.loop_mesh.faces)) for p in loaded)
+    scenes = [make_scene(p, cfg, dtype=dtype, pad_faces=pad) for p in loaded]
     keys = jax.random.split(jax.random.PRNGKey(cfg.seed), len(loaded))
-    x0 = [start_configs(hand_model, obj, cfg, k) for (obj, _, _), k in zip(loaded, keys)]
+    x0 = [start_configs(hand_model, p.obj, cfg, k) for p, k in zip(loaded, keys)]
     # One optimization per watertightness group (the flag is static: see objective.stack_scenes).
     x = [None] * len(scenes)
     for flag in (True, False):
@@ -94,11 +94,11 @@ def plan_batch(meshes, hand: str | HandModel = "shadow", *, num_grasps: int = 1,
             for i, xi in zip(idx, xg):
                 x[i] = xi
     out = []
-    for (obj, report, tm), xo, scene in zip(loaded, x, scenes):
+    for prep, xo, scene in zip(loaded, x, scenes):
         archive = Archive(t0)
-        evaluate_starts(hand_model, obj, tm, np.asarray(xo), cfg, archive)
-        squeeze_archive(hand_model, obj, tm, scene, [k for k, _ in archive.ranked()], cfg, archive)
-        out.append(archive_results(hand_model, obj, report, tm, archive, num_grasps, cfg, t0))
+        evaluate_starts(hand_model, prep, np.asarray(xo), cfg, archive)
+        squeeze_archive(hand_model, prep, scene, [k for k, _ in archive.ranked()], cfg, archive)
+        out.append(archive_results(hand_model, prep, archive, num_grasps, cfg, t0))
     return out
 
 

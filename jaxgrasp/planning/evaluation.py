@@ -8,9 +8,10 @@ for the grasps that are returned.
 Cost. The device part (posing, distances, hull tests) is one compiled call per hand and padded
 object size. On a large scan most of the work is the exact signed distance of the hand's 45 contact
 candidates and ~2k surface samples to ~16k triangles, so they are first measured against a
-decimated mesh (:func:`screening_mesh`: 1,024 or 2,048 faces), and only those inside it or within
-``hausdorff + contact_tolerance`` of it (``hausdorff``: the distance between the two surfaces,
-measured when the decimated mesh is built) are measured again on the full mesh, in one call padded
+decimated mesh (:class:`~jaxgrasp.planning.prepared.PreparedObject`'s ``screening``: 1,024 or 2,048
+faces), and only those inside it or within
+``screening_bound + contact_tolerance`` of it (the distance between the two surfaces, measured
+when the object is prepared) are measured again on the full mesh, in one call padded
 to 256, 512... points. That is exact: any other point is farther than the contact tolerance from
 the full surface, so it cannot touch it, and it cannot be inside the full mesh either (it would
 have to lie between the two surfaces). Force closure is decided by a small LP before the 6-D hull
@@ -20,17 +21,18 @@ have to lie between the two surfaces). Force closure is decided by a small LP be
 from __future__ import annotations
 
 import functools
+import logging
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import trimesh
 
 from jaxgrasp.hand.collision import object_in_hand, self_penetration
 from jaxgrasp.hand.kinematics import pose_hand
 from jaxgrasp.hand.model import HandModel
-from jaxgrasp.mesh.geometry import signed_distance
-from jaxgrasp.mesh.objects import Object, make_object, pow2_bucket
+from jaxgrasp.mesh.geometry import closest_features, resolve_on_host, signed_distance
+from jaxgrasp.mesh.objects import Object, pow2_bucket
+from jaxgrasp.planning.prepared import PreparedObject, object_trimesh, prepare_object  # noqa: F401 (re-exported)
 from jaxgrasp.planning.settings import EvalConfig
 from jaxgrasp.quality.q1 import (
     contact_weights,
@@ -40,6 +42,14 @@ from jaxgrasp.quality.q1 import (
     wrench_directions,
 )
 
+log = logging.getLogger(__name__)
+
+
+@functools.cache
+def _warn_unprepared() -> None:
+    log.warning("evaluate() was given an Object, not a PreparedObject: the object is prepared again on "
+                "every call (decimation, samples); pass jaxgrasp.planning.prepared.prepare_object(...) instead")
+
 
 def eval_config(cfg) -> EvalConfig:
     """The :class:`EvalConfig` of ``cfg`` (an ``EvalConfig``, or a config holding one as
@@ -47,104 +57,26 @@ def eval_config(cfg) -> EvalConfig:
     return getattr(cfg, "evaluation", cfg)
 
 
-def object_trimesh(obj: Object) -> trimesh.Trimesh:
-    """The object's real (unpadded) mesh as a trimesh, input frame, float64."""
-    vmask = np.asarray(obj.vertex_mask)
-    remap = np.cumsum(vmask) - 1  # padded vertex rows come after the real ones
-    faces = remap[np.asarray(obj.faces)[np.asarray(obj.face_mask)]]
-    return trimesh.Trimesh(np.asarray(obj.vertices, np.float64)[vmask], faces, process=False)
-
-
-# Faces of the decimated mesh that pre-screens hand samples, coarsest first: the first whose
-# surface is within SCREEN_TOLERANCE of the full one is used (the optimizer's own mesh is coarser).
-SCREEN_FACES = (1024, 2048)
-SCREEN_TOLERANCE = 0.002
-
-
-def screening_mesh(tm: trimesh.Trimesh, obj: Object) -> tuple[Object, float] | None:
-    """The pre-screening mesh of :func:`evaluate` (see :data:`SCREEN_FACES`), or None; chosen
-    once per mesh and kept in its metadata."""
-    if "jaxgrasp_screening" not in tm.metadata:
-        for i, faces in enumerate(SCREEN_FACES):
-            last = i == len(SCREEN_FACES) - 1
-            em = evaluation_mesh(tm, obj, faces, reject_above=float("inf") if last else SCREEN_TOLERANCE)
-            if em is None or em[1] <= SCREEN_TOLERANCE:
-                break
-        tm.metadata["jaxgrasp_screening"] = em
-    return tm.metadata["jaxgrasp_screening"]
-
-
-def evaluation_points(tm: trimesh.Trimesh) -> np.ndarray:
-    """2,000 even surface samples of the full mesh for the object-in-hand check, sampled once per
-    mesh and kept in its metadata (evaluation runs many times per object)."""
-    if "jaxgrasp_eval_points" not in tm.metadata:
-        tm.metadata["jaxgrasp_eval_points"] = trimesh.sample.sample_surface_even(tm, 2000, seed=0)[0]
-    return tm.metadata["jaxgrasp_eval_points"]
-
-
-def decimated(tm: trimesh.Trimesh, max_faces: int) -> trimesh.Trimesh:
-    """``tm`` decimated to at most ``max_faces`` faces (quadric decimation), cached in its metadata:
-    the optimizer's scene and the evaluation's pre-screen share it."""
-    if len(tm.faces) <= max_faces:
-        return tm
-    key = f"jaxgrasp_decimated_{max_faces}"
-    if key not in tm.metadata:
-        tm.metadata[key] = tm.simplify_quadric_decimation(face_count=max_faces)
-    return tm.metadata[key]
-
-
-def evaluation_mesh(tm: trimesh.Trimesh, obj: Object, max_faces: int,
-                    reject_above: float = float("inf")) -> tuple[Object, float] | None:
-    """The decimated mesh used to pre-screen hand samples, and its distance bound to the full mesh.
-
-    Args:
-        reject_above: [m] when the distance from the full mesh to the decimated one already
-            exceeds this, that one-sided distance is returned without measuring the other side
-            (a lower bound of the two-sided distance, enough to reject the mesh) and nothing is
-            cached.
-
-    Returns:
-        ``(coarse object, hausdorff [m])``, or ``None`` when the mesh has at most ``4 *
-        max_faces`` faces (pre-screening would not pay). Cached in the mesh's metadata.
-    """
-    key = f"jaxgrasp_eval_mesh_{max_faces}"
-    if key not in tm.metadata:
-        if len(tm.faces) <= 4 * max_faces:
-            tm.metadata[key] = None
-        else:
-            small = decimated(tm, max_faces)
-            dtype = np.dtype(obj.vertices.dtype.name)
-            coarse = make_object(small.vertices, small.faces, check_units=False, dtype=dtype)[0]
-            # Both one-sided distances, over vertices and dense surface samples of each side; the
-            # cheaper one (full-mesh points to the decimated mesh) first.
-            full_pts = np.concatenate([np.asarray(tm.vertices), evaluation_points(tm)])
-            d1 = float(np.abs(np.asarray(signed_distance(coarse, jnp.asarray(full_pts, dtype), exact=False)[0])).max())
-            if d1 > reject_above:
-                return coarse, d1
-            small_pts = np.concatenate([small.vertices, trimesh.sample.sample_surface_even(small, 2000, seed=0)[0]])
-            d2 = float(np.abs(np.asarray(signed_distance(obj, jnp.asarray(small_pts, dtype), exact=False)[0])).max())
-            tm.metadata[key] = (coarse, max(d1, d2))
-    return tm.metadata[key]
-
-
 @jax.jit
-def _device(hand: HandModel, obj: Object, coarse: Object | None, x, eval_points):
+def _device(hand: HandModel, obj: Object, screening: Object | None, eval_points, x):
     """Posed arrays, distances and penetrations of one configuration (centred frame); the contacts'
-    and samples' distances are to ``coarse`` when given (to be completed by :func:`_exact_distances`)."""
+    and samples' closest features are to the screening mesh when there is one (to be completed on
+    the full mesh for the points near it), else floating-point ones to the full mesh (to be made
+    exact on the host: :func:`jaxgrasp.mesh.geometry.resolve_on_host`)."""
     com = obj.center_of_mass.astype(x.dtype)
     posed = pose_hand(hand, x)
-    target, exact = (obj, True) if coarse is None else (coarse, False)
-    d_c, n_c = signed_distance(target, posed.contact_pos + com, exact=exact)
-    d_s, n_s = signed_distance(target, posed.sample_pos + com, exact=exact)
-    pen_obj = object_in_hand(hand, posed.T_world_body, eval_points)
+    target = obj if screening is None else screening
+    pts = jnp.concatenate([posed.contact_pos, posed.sample_pos]) + com
+    res = closest_features(target, pts, exact=False)
+    pen_obj = object_in_hand(hand, posed.T_world_body, eval_points.astype(x.dtype) - com)
     pen_self = self_penetration(hand, posed.T_world_body, posed.sample_pos)
-    return posed, d_c, n_c, d_s, n_s, pen_obj, pen_self
+    return posed, pts, res, pen_obj, pen_self
 
 
 @jax.jit
-def _exact_distances(obj: Object, points):
-    """Exact signed distances and normals of ``points (n, 3)`` (input frame) to the full mesh."""
-    return signed_distance(obj, points)
+def _full_mesh(obj: Object, points):
+    """Floating-point closest features of ``points (n, 3)`` (input frame) to the full mesh."""
+    return closest_features(obj, points, exact=False)
 
 
 def _screen_bucket(n: int, total: int) -> int:
@@ -179,13 +111,15 @@ def find_contacts(hand: HandModel, posed, d_c, n_c, d_s, n_s, cfg):
     return (np.concatenate(pts), np.concatenate(nrm), np.concatenate(cand).astype(int), np.concatenate(link).astype(int))
 
 
-def evaluate(hand: HandModel, obj: Object, config, cfg, tm: trimesh.Trimesh | None = None, *,
+def evaluate(hand: HandModel, prep: PreparedObject | Object, config, cfg, tm=None, *,
              screen: bool = True, extras: bool = True) -> dict:
     """Exact metrics of one configuration (centred frame) on the full-resolution object.
 
     Args:
-        hand, obj: the hand and the full-resolution object; tm: the same mesh as a trimesh
-            (rebuilt from ``obj`` when omitted).
+        hand: the hand.
+        prep: the prepared object (:func:`jaxgrasp.planning.prepared.prepare_object`). An
+            ``Object`` (with its trimesh ``tm``, the older form) is prepared on each call, which
+            costs a decimation and is logged once.
         config: ``(6 + I,)`` configuration in the centred frame.
         cfg: the contact model and thresholds (:class:`EvalConfig`, or a :class:`PlanConfig`:
             its ``evaluation``).
@@ -200,28 +134,31 @@ def evaluate(hand: HandModel, obj: Object, config, cfg, tm: trimesh.Trimesh | No
         at most ``max_penetration``), and with ``extras`` ``q1_generalized`` and ``q1_upper``.
     """
     cfg = eval_config(cfg)
+    if not isinstance(prep, PreparedObject):
+        _warn_unprepared()
+        prep = prepare_object((prep, None), screen=screen)  # tm (older form): the same mesh as obj
+    if not screen and prep.screening is not None:
+        prep = prep.replace(screening=None)
+    obj = prep.obj
     x = jnp.asarray(config, dtype=hand.body_pos.dtype)
-    tm = object_trimesh(obj) if tm is None else tm
-    com = np.asarray(obj.center_of_mass, np.float64)
-    coarse = screening_mesh(tm, obj) if screen else None
-    eval_pts = jnp.asarray(evaluation_points(tm) - com, x.dtype)
-    out = _device(hand, obj, None if coarse is None else coarse[0], x, eval_pts)
-    posed, d_c, n_c, d_s, n_s, pen_obj, pen_self = out
-    d_c, n_c, d_s, n_s = (np.array(a, np.float64) for a in (d_c, n_c, d_s, n_s))
-    if coarse is not None:
+    posed, pts_all, res, pen_obj, pen_self = _device(hand, obj, prep.screening, prep.eval_points, x)
+    p_all = np.asarray(pts_all)
+    nc = hand.num_contacts
+    if prep.screening is None:
+        d_all, n_all = resolve_on_host(obj, p_all, res)
+    else:
         # Every contact candidate and sample inside the coarse mesh or within the band of it is
         # measured on the full mesh, all in one call (module docstring); the others are outside
         # and not touching on both meshes.
-        band = coarse[1] + cfg.contact_tolerance
-        nc = hand.num_contacts
-        d_all, n_all = np.concatenate([d_c, d_s]), np.concatenate([n_c, n_s])
+        d_all, n_all = np.array(res.distance, np.float64), np.array(res.normal, np.float64)
+        band = float(prep.screening_bound) + cfg.contact_tolerance
         near = np.nonzero(d_all <= band)[0]
         if len(near):
-            idx = np.resize(near, _screen_bucket(len(near), nc + hand.num_samples))  # pads by repeating
-            p_all = np.concatenate([np.asarray(posed.contact_pos), np.asarray(posed.sample_pos)])
-            d_near, n_near = _exact_distances(obj, jnp.asarray(p_all[idx] + com, x.dtype))
-            d_all[idx], n_all[idx] = np.asarray(d_near, np.float64), np.asarray(n_near, np.float64)
-        d_c, d_s, n_c, n_s = d_all[:nc], d_all[nc:], n_all[:nc], n_all[nc:]
+            idx = np.resize(near, _screen_bucket(len(near), len(p_all)))  # pads by repeating
+            full = _full_mesh(obj, jnp.asarray(p_all[idx]))
+            d_near, n_near = resolve_on_host(obj, p_all[idx], full)
+            d_all[idx], n_all[idx] = d_near, n_near
+    d_c, d_s, n_c, n_s = d_all[:nc], d_all[nc:], n_all[:nc], n_all[nc:]
     pts, nrm, cand, link = find_contacts(hand, posed, d_c, n_c, d_s, n_s, cfg)
     pen_hand = float(np.maximum(-d_s, 0.0).max())
     pen_o = float(np.asarray(pen_obj).max())
@@ -283,22 +220,22 @@ def evaluate_extras(hand: HandModel, obj: Object, config, cfg) -> dict:
     return {"q1_generalized": float(q1g), "q1_upper": q1u, "q1_lower": q1l}
 
 
-def compile_evaluation(hand: HandModel, obj: Object, tm: trimesh.Trimesh, config, cfg) -> None:
+def compile_evaluation(hand: HandModel, prep: PreparedObject, config, cfg, *, extras: bool = False) -> None:
     """Compile everything :func:`evaluate` may run for this hand and padded mesh size (the device
-    kernel and every padded size of the full-mesh pass), so timed runs exclude compilation.
+    kernel and every padded size of the full-mesh pass; with ``extras`` :func:`evaluate_extras`
+    too), so that timed runs exclude compilation.
 
     Args:
         config: any ``(6 + I,)`` configuration (centred frame), e.g. a start.
     """
-    evaluate(hand, obj, config, cfg, tm, extras=False)
-    coarse = screening_mesh(tm, obj)
-    if coarse is None:
+    evaluate(hand, prep, config, cfg, extras=extras)
+    if prep.screening is None:
         return
     total, n = hand.num_contacts + hand.num_samples, 256
     dtype = hand.body_pos.dtype
     while True:
         size = _screen_bucket(n, total)
-        _exact_distances(obj, jnp.zeros((size, 3), dtype) + obj.center_of_mass.astype(dtype))
+        _full_mesh(prep.obj, jnp.zeros((size, 3), dtype) + prep.obj.center_of_mass.astype(dtype))
         if size == total:
             break
         n = 2 * size

@@ -24,23 +24,14 @@ import trimesh
 
 from jaxgrasp.hand.kinematics import pose_hand
 from jaxgrasp.hand.model import HandModel
-from jaxgrasp.mesh.objects import (
-    LoadReport,
-    Object,
-    load_object,
-    make_object,
-    pow2_bucket,
-)
+from jaxgrasp.mesh.objects import LoadReport, Object, make_object, pow2_bucket
 from jaxgrasp.planning import engine
 from jaxgrasp.planning.engine import Archive, StepParams, rank_key  # noqa: F401 (re-exported)
 from jaxgrasp.planning.evaluation import (  # noqa: F401 (re-exported)
     compile_evaluation,
-    decimated,
     evaluate,
     evaluate_extras,
-    evaluation_points,
     find_contacts,
-    object_trimesh,
 )
 from jaxgrasp.planning.objective import (  # noqa: F401 (re-exported)
     LossParams,
@@ -52,6 +43,12 @@ from jaxgrasp.planning.objective import (  # noqa: F401 (re-exported)
     grasp_terms,
     loss_params,
     touch_weights,
+)
+from jaxgrasp.planning.prepared import (  # noqa: F401 (re-exported)
+    PreparedObject,
+    as_object,
+    object_trimesh,
+    prepare_object,
 )
 from jaxgrasp.planning.settings import (  # noqa: F401 (re-exported)
     EvalConfig,
@@ -87,33 +84,29 @@ def start_configs(hand: HandModel, obj: Object, cfg: PlanConfig, key: jax.Array)
                            standoff=cfg.starts.standoff, axes=principal_axes(obj))
 
 
-def as_object(mesh, *, units: str = "m") -> tuple[Object, LoadReport, trimesh.Trimesh]:
-    """Accept a path, a trimesh mesh or a loaded ``(Object, LoadReport)``; return all three forms."""
-    if isinstance(mesh, tuple) and len(mesh) == 2 and isinstance(mesh[0], Object):
-        obj, report = mesh
-    elif isinstance(mesh, Object):
-        obj, report = mesh, None
-    elif isinstance(mesh, trimesh.Trimesh):
-        obj, report = make_object(mesh.vertices, mesh.faces, units=units)
-    else:
-        obj, report = load_object(mesh, units=units)
-    return obj, report, object_trimesh(obj)
+def prepare(mesh, cfg: PlanConfig, *, units: str = "m", screen: bool = True) -> PreparedObject:
+    """:func:`prepare_object` with the optimizer's mesh of ``cfg`` (``shapes.opt_faces``)."""
+    return prepare_object(mesh, units=units, opt_faces=cfg.shapes.opt_faces, screen=screen)
 
 
-def make_scene(obj: Object, tm: trimesh.Trimesh, cfg: PlanConfig, *, dtype=jnp.float32,
+def make_scene(prep: PreparedObject, cfg: PlanConfig, *, dtype=jnp.float32,
                pad_faces: int | None = None) -> Scene:
     """The optimization problem: decimated mesh, surface samples, directions, scales.
 
     Args:
-        obj: the full-resolution object; tm: the same mesh as a trimesh.
+        prep: the prepared object (its ``loop_mesh`` is the optimizer's mesh; prepared with
+            ``cfg.shapes.opt_faces``).
         cfg: planner settings (``shapes.opt_faces``, ``shapes.object_samples``...).
         dtype: floating dtype of the scene.
         pad_faces: pad the optimization mesh to this many faces (default: the next power of two,
             at least 256), so objects of similar size share one compiled step.
     """
+    if prep.opt_faces != cfg.shapes.opt_faces:
+        raise ValueError(f"the object was prepared with opt_faces={prep.opt_faces}, the config asks for "
+                         f"{cfg.shapes.opt_faces}: prepare it with this config (jaxgrasp.planning.planner.prepare)")
+    obj, tm, opt_tm = prep.obj, prep.mesh, prep.loop_mesh
     com = np.asarray(obj.center_of_mass, np.float64)
     size = float(obj.size)
-    opt_tm = decimated(tm, cfg.shapes.opt_faces)
     pad = pad_faces or face_bucket(len(opt_tm.faces))
     opt_obj = make_object(opt_tm.vertices, opt_tm.faces, check_units=False, pad_to=pad,
                           pad_vertices_to=pad if len(opt_tm.vertices) <= pad else None,
@@ -211,7 +204,7 @@ def squeeze(hand: HandModel, scene: Scene, x: jnp.ndarray, cfg: PlanConfig) -> j
     return engine.run(hand, scene, jnp.asarray(x), params, phase, n, chunk=n)[0]
 
 
-def squeeze_best(hand: HandModel, obj: Object, tm: trimesh.Trimesh, scene: Scene, candidates: list[tuple[dict, np.ndarray]],
+def squeeze_best(hand: HandModel, prep: PreparedObject, scene: Scene, candidates: list[tuple[dict, np.ndarray]],
                  cfg: PlanConfig, deadline: float = float("inf")) -> list[tuple[dict, np.ndarray]]:
     """Squeeze evaluated grasps and evaluate the results exactly (host side).
 
@@ -232,22 +225,22 @@ def squeeze_best(hand: HandModel, obj: Object, tm: trimesh.Trimesh, scene: Scene
     for xi in xs[:len(candidates)]:
         if time.perf_counter() >= deadline:
             break
-        m = evaluate(hand, obj, xi, cfg.evaluation, tm, extras=False)
+        m = evaluate(hand, prep, xi, cfg.evaluation, extras=False)
         if time.perf_counter() >= deadline:  # finished after the deadline: not counted
             break
         out.append(({**m, "squeezed": True}, xi))
     return out
 
 
-def evaluate_starts(hand: HandModel, obj: Object, tm: trimesh.Trimesh, x: np.ndarray, cfg: PlanConfig,
+def evaluate_starts(hand: HandModel, prep: PreparedObject, x: np.ndarray, cfg: PlanConfig,
                     archive: Archive, round_: int = 0) -> None:
     """Evaluate every start of ``x (S, 6 + I)`` into ``archive`` under keys ``(round_, i)``."""
     log.info("evaluating %d grasps exactly", len(x))
     for i, xi in enumerate(x):
-        archive.record((round_, i), evaluate(hand, obj, xi, cfg.evaluation, tm, extras=False), xi)
+        archive.record((round_, i), evaluate(hand, prep, xi, cfg.evaluation, extras=False), xi)
 
 
-def squeeze_archive(hand: HandModel, obj: Object, tm: trimesh.Trimesh, scene: Scene, keys: list, cfg: PlanConfig,
+def squeeze_archive(hand: HandModel, prep: PreparedObject, scene: Scene, keys: list, cfg: PlanConfig,
                     archive: Archive) -> None:
     """Squeeze the archived grasps ``keys`` once; a squeezed grasp replaces its key's entry only
     where it ranks better."""
@@ -255,11 +248,11 @@ def squeeze_archive(hand: HandModel, obj: Object, tm: trimesh.Trimesh, scene: Sc
         return
     log.info("squeezing %d grasps", len(keys))
     candidates = [(archive[k].metrics, archive[k].config) for k in keys]
-    for k, (m, xi) in zip(keys, squeeze_best(hand, obj, tm, scene, candidates, cfg)):
+    for k, (m, xi) in zip(keys, squeeze_best(hand, prep, scene, candidates, cfg)):
         archive.record(k, m, xi)
 
 
-def refine(hand: HandModel, obj: Object, tm: trimesh.Trimesh, scene: Scene, keys: list, cfg: PlanConfig,
+def refine(hand: HandModel, prep: PreparedObject, scene: Scene, keys: list, cfg: PlanConfig,
            archive: Archive) -> None:
     """Refine the archived grasps ``keys`` with ``cfg.schedule.refine_steps`` steps of
     :func:`refine_phase`; a refined grasp replaces its key's entry only where it ranks better."""
@@ -271,18 +264,18 @@ def refine(hand: HandModel, obj: Object, tm: trimesh.Trimesh, scene: Scene, keys
     x0 = jnp.asarray(np.stack([archive[k].config for k in keys]))
     xr, _ = engine.run(hand, scene, x0, params, phase, n, chunk=min(25, n))
     for k, xi in zip(keys, np.asarray(xr)):
-        m = evaluate(hand, obj, xi, cfg.evaluation, tm, extras=False)
+        m = evaluate(hand, prep, xi, cfg.evaluation, extras=False)
         archive.record(k, {**m, "refined": True}, xi)
 
 
-def compile_plan(hand: HandModel, obj: Object, tm: trimesh.Trimesh, cfg: PlanConfig) -> None:
+def compile_plan(hand: HandModel, prep: PreparedObject, cfg: PlanConfig) -> None:
     """Compile everything anytime planning (:func:`plan_grasps` with a ``time_budget``) runs for
     this hand and padded object size: the active sets, the steps in chunks of
     ``schedule.eval_every``, the squeeze and the exact evaluation, so that timed runs exclude
     compilation."""
-    scene = make_scene(obj, tm, cfg, dtype=hand.body_pos.dtype)
-    x0 = start_configs(hand, obj, cfg, jax.random.PRNGKey(cfg.seed))
-    compile_evaluation(hand, obj, tm, np.asarray(x0[0]), cfg.evaluation)
+    scene = make_scene(prep, cfg, dtype=hand.body_pos.dtype)
+    x0 = start_configs(hand, prep.obj, cfg, jax.random.PRNGKey(cfg.seed))
+    compile_evaluation(hand, prep, np.asarray(x0[0]), cfg.evaluation)
     phase, params = main_phase(hand, cfg)
     state = engine.init(hand, scene, x0, params, phase)
     engine.select(hand, scene, state, params, phase)
@@ -313,7 +306,7 @@ class GraspResult:
     object_faces: np.ndarray | None = None  # (F, 3)
 
 
-def archive_results(hand: HandModel, obj: Object, report, tm: trimesh.Trimesh, archive: Archive, num_grasps: int,
+def archive_results(hand: HandModel, prep: PreparedObject, archive: Archive, num_grasps: int,
                     cfg: PlanConfig, t0: float, extra: dict | None = None) -> list[GraspResult]:
     """The ``num_grasps`` best archived grasps as :class:`GraspResult`, with the archive's
     statistics (and ``extra``) in their metrics."""
@@ -322,7 +315,7 @@ def archive_results(hand: HandModel, obj: Object, report, tm: trimesh.Trimesh, a
     starts = [e.metrics for _, e in ranked]
     out = {**archive.stats(), **(extra or {})}
     log.info("packaging %d grasps", min(num_grasps, len(ranked)))
-    return [make_result(hand, obj, report, tm, e.config, {**e.metrics, **out}, starts, elapsed, cfg)
+    return [make_result(hand, prep, e.config, {**e.metrics, **out}, starts, elapsed, cfg)
             for _, e in ranked[:num_grasps]]
 
 
@@ -349,12 +342,13 @@ def starts_to_evaluate(total: np.ndarray, done: int, cfg: PlanConfig, *, early: 
     return [int(i) for i in np.argsort(total)[:s.eval_top]]
 
 
-def make_result(hand: HandModel, obj: Object, report, tm: trimesh.Trimesh, x: np.ndarray, metrics: dict,
+def make_result(hand: HandModel, prep: PreparedObject, x: np.ndarray, metrics: dict,
                 starts: list[dict], elapsed: float, cfg: PlanConfig | EvalConfig | None = None, *,
                 extras: bool = True) -> GraspResult:
     """Package a configuration (centred frame) as a :class:`GraspResult` in the input frame,
     completing ``metrics`` with :func:`evaluate_extras` when they lack them and ``extras``."""
     ev = cfg.evaluation if isinstance(cfg, PlanConfig) else (cfg or EvalConfig())
+    obj, report, tm = prep.obj, prep.report, prep.mesh
     if extras and "q1_generalized" not in metrics:
         metrics = {**metrics, **evaluate_extras(hand, obj, x, ev)}
     com = np.asarray(obj.center_of_mass, np.float64)

@@ -1,0 +1,151 @@
+"""One object, prepared once for planning and evaluation (host phase, then arrays).
+
+:func:`prepare_object` takes a mesh (path, trimesh, or loaded ``(Object, LoadReport)``) and
+builds a :class:`PreparedObject`: the full-resolution :class:`~jaxgrasp.mesh.objects.Object`, the
+optimizer's decimated mesh, the evaluation's pre-screening mesh with its distance bound to the full
+surface, and the evaluation's surface samples. Every planner driver, the baseline, training and
+evaluation take it, so nothing is recomputed per call and nothing is cached in a caller's trimesh.
+
+The pre-screening mesh (see :mod:`jaxgrasp.planning.evaluation`) is the first of
+:data:`SCREEN_FACES` whose surface lies within :data:`SCREEN_TOLERANCE` of the full one; meshes
+with at most four times its face count are not screened (it would not pay).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import trimesh
+from flax import struct
+
+from jaxgrasp.mesh.geometry import signed_distance
+from jaxgrasp.mesh.objects import LoadReport, Object, load_object, make_object
+
+log = logging.getLogger(__name__)
+
+# Faces of the decimated mesh that pre-screens hand samples, coarsest first: the first whose
+# surface is within SCREEN_TOLERANCE of the full one is used (the optimizer's own mesh is coarser).
+SCREEN_FACES = (1024, 2048)
+SCREEN_TOLERANCE = 0.002
+# Surface samples of the full mesh for the object-in-hand test of the evaluation.
+EVAL_POINTS = 2000
+# Default face count of the optimizer's mesh (Shapes.opt_faces).
+OPT_FACES = 1024
+
+
+@struct.dataclass
+class PreparedObject:
+    """An object with everything planning and evaluation derive from its mesh, built once.
+
+    Attributes:
+        obj: the full-resolution object (input frame).
+        screening: the evaluation's pre-screening object (decimated), or None (no screening).
+        screening_bound: () [m] a bound on the distance between the screening surface and the
+            full one (both one-sided distances over vertices and dense samples); 0 without.
+        eval_points: (EVAL_POINTS, 3) even surface samples of the full mesh, input frame.
+        mesh: static: the full mesh as a float64 trimesh (after the loader's repairs).
+        loop_mesh: static: the optimizer's mesh (``mesh`` decimated to ``opt_faces``, or ``mesh``).
+        opt_faces: static: the face limit ``loop_mesh`` was built with.
+        report: static: the loader's report (None for an ``Object`` given directly).
+    """
+
+    obj: Object
+    screening: Object | None
+    screening_bound: jax.Array
+    eval_points: jax.Array
+    mesh: trimesh.Trimesh = struct.field(pytree_node=False)
+    loop_mesh: trimesh.Trimesh = struct.field(pytree_node=False)
+    opt_faces: int = struct.field(pytree_node=False)
+    report: LoadReport | None = struct.field(pytree_node=False)
+
+
+def object_trimesh(obj: Object) -> trimesh.Trimesh:
+    """The object's real (unpadded) mesh as a trimesh, input frame, float64."""
+    vmask = np.asarray(obj.vertex_mask)
+    remap = np.cumsum(vmask) - 1  # padded vertex rows come after the real ones
+    faces = remap[np.asarray(obj.faces)[np.asarray(obj.face_mask)]]
+    return trimesh.Trimesh(np.asarray(obj.vertices, np.float64)[vmask], faces, process=False)
+
+
+def as_object(mesh, *, units: str = "m") -> tuple[Object, LoadReport | None, trimesh.Trimesh]:
+    """Accept a path, a trimesh mesh, a loaded ``(Object, LoadReport)`` or an ``Object``; return
+    ``(object, report or None, trimesh)``."""
+    if isinstance(mesh, PreparedObject):
+        return mesh.obj, mesh.report, mesh.mesh
+    if isinstance(mesh, tuple) and len(mesh) == 2 and isinstance(mesh[0], Object):
+        obj, report = mesh
+    elif isinstance(mesh, Object):
+        obj, report = mesh, None
+    elif isinstance(mesh, trimesh.Trimesh):
+        obj, report = make_object(mesh.vertices, mesh.faces, units=units)
+    else:
+        obj, report = load_object(mesh, units=units)
+    return obj, report, object_trimesh(obj)
+
+
+def _decimate(tm: trimesh.Trimesh, max_faces: int, memo: dict) -> trimesh.Trimesh:
+    """``tm`` decimated to at most ``max_faces`` faces (quadric decimation), once per count."""
+    if len(tm.faces) <= max_faces:
+        return tm
+    if max_faces not in memo:
+        log.info("decimating %d faces to %d", len(tm.faces), max_faces)
+        memo[max_faces] = tm.simplify_quadric_decimation(face_count=max_faces)
+    return memo[max_faces]
+
+
+def _max_distance(target: Object, points: np.ndarray) -> float:
+    """Largest unsigned distance [m] of ``points (n, 3)`` to ``target`` (floating-point path)."""
+    d = signed_distance(target, jnp.asarray(points, target.vertices.dtype), exact=False)[0]
+    return float(np.abs(np.asarray(d)).max())
+
+
+def _screening(tm: trimesh.Trimesh, obj: Object, eval_points: np.ndarray, memo: dict) -> tuple[Object | None, float]:
+    """The pre-screening object and its distance bound (see the module docstring), or ``(None, 0)``."""
+    dtype = np.dtype(obj.vertices.dtype.name)
+    for i, faces in enumerate(SCREEN_FACES):
+        if len(tm.faces) <= 4 * faces:
+            return None, 0.0
+        small = _decimate(tm, faces, memo)
+        coarse = make_object(small.vertices, small.faces, check_units=False, dtype=dtype)[0]
+        # Both one-sided distances over vertices and dense samples of each side; the cheaper one
+        # (full-mesh points to the decimated mesh) first, and a level already farther than the
+        # tolerance on that side is rejected without measuring the other (but the last is kept).
+        d1 = _max_distance(coarse, np.concatenate([np.asarray(tm.vertices), eval_points]))
+        if d1 > SCREEN_TOLERANCE and i < len(SCREEN_FACES) - 1:
+            continue
+        small_pts = np.concatenate([small.vertices, trimesh.sample.sample_surface_even(small, EVAL_POINTS, seed=0)[0]])
+        d = max(d1, _max_distance(obj, small_pts))
+        if d <= SCREEN_TOLERANCE or i == len(SCREEN_FACES) - 1:
+            return coarse, d
+    return None, 0.0  # not reached: the last level is always returned
+
+
+def prepare_object(mesh, *, units: str = "m", opt_faces: int = OPT_FACES, screen: bool = True) -> PreparedObject:
+    """Load (when needed) and prepare one object for planning and evaluation (host side).
+
+    Args:
+        mesh: a mesh file path, a ``trimesh.Trimesh``, a loaded ``(Object, LoadReport)``, an
+            ``Object``, or a :class:`PreparedObject` (returned as is when built with the same
+            ``opt_faces``).
+        units: unit of the coordinates ("m", "cm", "mm") for paths and trimesh meshes.
+        opt_faces: face limit of the optimizer's mesh (``Shapes.opt_faces``).
+        screen: build the evaluation's pre-screening mesh (False: every evaluation measures all
+            samples on the full mesh; for objects that are only optimized, e.g. training scenes).
+
+    Returns:
+        The :class:`PreparedObject`.
+    """
+    if isinstance(mesh, PreparedObject) and mesh.opt_faces == opt_faces and (mesh.screening is not None or not screen):
+        return mesh
+    obj, report, tm = as_object(mesh, units=units)
+    memo: dict = {}
+    pts = trimesh.sample.sample_surface_even(tm, EVAL_POINTS, seed=0)[0]
+    pts = np.resize(pts, (EVAL_POINTS, 3))  # fixed count (repeats a few when the sampler is short)
+    coarse, bound = _screening(tm, obj, pts, memo) if screen else (None, 0.0)
+    dtype = obj.vertices.dtype
+    return PreparedObject(obj=obj, screening=coarse, screening_bound=jnp.asarray(bound, dtype),
+                          eval_points=jnp.asarray(pts, dtype), mesh=tm, loop_mesh=_decimate(tm, opt_faces, memo),
+                          opt_faces=opt_faces, report=report)
