@@ -324,6 +324,12 @@ def test_sliver_sign_float32_fails_exact_path_correct():
     assert np.all(np.isfinite(np.asarray(n_exact)))
     info = geometry.closest_features(obj, pts)
     assert bool(jnp.all(info.ambiguous))  # all within the float32 error bound
+    # The host-side resolution of a floating-point query (what the evaluation uses) gives the
+    # same exact signs, and the exact path's distances and normals.
+    d_host, n_host = geometry.resolve_on_host(obj, pts, geometry.closest_features(obj, pts, exact=False))
+    np.testing.assert_array_equal(np.sign(d_host)[off], truth[off])
+    np.testing.assert_allclose(d_host, np.asarray(d_exact, np.float64), rtol=0, atol=0)
+    np.testing.assert_allclose(n_host, np.asarray(n_exact, np.float64), rtol=0, atol=1e-7)
 
 
 def test_exact_tie_between_nearly_touching_bodies():
