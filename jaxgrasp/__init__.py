@@ -48,6 +48,7 @@ from jaxgrasp.mesh.geometry import (
     winding_number,
 )
 from jaxgrasp.mesh.objects import LoadReport, Object, load_object, make_object
+from jaxgrasp.planning.anytime import BudgetSpentCompiling
 from jaxgrasp.planning.api import plan, plan_grasps
 from jaxgrasp.planning.batch import grasp_diversity, plan_batch
 from jaxgrasp.planning.losses import (
@@ -118,6 +119,7 @@ __all__ = [
     "LoadReport",
     "Object",
     "PlanConfig",
+    "BudgetSpentCompiling",
     "EvalConfig",
     "LossConfig",
     "OptimizerConfig",

@@ -9,8 +9,8 @@ import pytest
 import trimesh
 
 from jaxgrasp.hand.model import load_hand
-from jaxgrasp.planning import anytime, planner
-from jaxgrasp.planning.anytime import Jobs
+from jaxgrasp.planning import anytime, engine, planner, warmup
+from jaxgrasp.planning.anytime import BudgetSpentCompiling, Jobs
 from jaxgrasp.planning.api import plan_grasps
 from jaxgrasp.planning.planner import (
     PlanConfig,
@@ -94,3 +94,52 @@ def test_background_results_finishing_after_the_budget_do_not_count(monkeypatch,
     assert calls["background"] >= 1  # the first round ended in time: its squeeze ran on the thread
     assert r.starts and all(m["thread"] == "main" for m in r.starts)
     assert r.metrics["evaluations"] <= calls["main"]
+
+
+def _compiled_sphere(hand):
+    prep = prepare(trimesh.creation.icosphere(subdivisions=2, radius=0.035), CFG)
+    compile_plan(hand, prep, CFG)
+    return prep
+
+
+def test_a_budget_spent_compiling_the_steps_raises_at_the_budget(monkeypatch):
+    """The steps' first call is made to take 6 s, as a cold compilation would: a call with a 1 s
+    budget raises BudgetSpentCompiling at about 1 s (the compilation goes on elsewhere), instead of
+    returning after it."""
+    hand = load_hand("shadow")
+    prep = _compiled_sphere(hand)
+    real = engine.step
+
+    def cold(*args):
+        time.sleep(6.0)
+        return real(*args)
+
+    monkeypatch.setattr(engine, "step", cold)
+    t = time.perf_counter()
+    with pytest.raises(BudgetSpentCompiling, match="compiling .the steps"):
+        plan_grasps(prep, hand, config=CFG, time_budget=1.0)
+    assert time.perf_counter() - t < 1.0 + anytime.OVERTIME_S + 0.5
+
+
+def test_a_budget_spent_before_the_evaluation_is_ready_raises_and_without_extras_returns(monkeypatch):
+    """The warm-up's evaluation is made to be ready only after 8 s: a 1.5 s call steps, waits at
+    most OVERTIME_S past its budget and raises (nothing could be evaluated). With the evaluation
+    ready and only the reporting metrics slow, the call returns in time with them left out (None)."""
+    hand = load_hand("shadow")
+    prep = _compiled_sphere(hand)
+    real_screen, real_extras = warmup.add_screening, warmup.evaluate_extras
+    monkeypatch.setattr(warmup, "add_screening", lambda p: (time.sleep(8.0), real_screen(p))[1])
+    t = time.perf_counter()
+    with pytest.raises(BudgetSpentCompiling, match="the evaluation"):
+        plan_grasps(prep.obj, hand, config=CFG, time_budget=1.5)
+    assert time.perf_counter() - t < 1.5 + anytime.OVERTIME_S + 1.0
+    monkeypatch.setattr(warmup, "add_screening", real_screen)
+    monkeypatch.setattr(warmup, "evaluate_extras", lambda *a: (time.sleep(8.0), real_extras(*a))[1])
+    t = time.perf_counter()
+    r = plan_grasps(prep.obj, hand, config=CFG, time_budget=2.0)[0]
+    assert time.perf_counter() - t < 2.0 + anytime.OVERTIME_S + 1.0
+    assert r.metrics["q1_upper"] is None and r.metrics["q1_generalized"] is None and r.metrics["evaluations"] >= 1
+    # The same call without the delay has them.
+    monkeypatch.setattr(warmup, "evaluate_extras", real_extras)
+    r = plan_grasps(prep.obj, hand, config=CFG, time_budget=2.0)[0]
+    assert isinstance(r.metrics["q1_upper"], float) and isinstance(r.metrics["q1_generalized"], float)

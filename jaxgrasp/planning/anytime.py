@@ -10,8 +10,9 @@ docs/decisions.md, "Anytime planning"). Without it every job runs at once, in th
 
 A job's result counts only if it finishes within the budget, so a background result never uses
 time past it. Only when nothing at all was evaluated in time does the loop evaluate past the
-budget (the last chunk's starts, after the loop, once the jobs have finished), so that every call
-returns a grasp.
+budget (the last chunk's lowest-loss starts, after the loop, once the jobs have finished), so that
+every call that got its steps compiled returns a grasp; what else may run past the budget, and for
+how long, is in :func:`plan_anytime`.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from jaxgrasp.hand.model import HandModel
 from jaxgrasp.planning import engine
 from jaxgrasp.planning import planner as P
 from jaxgrasp.planning.evaluation import evaluate
-from jaxgrasp.planning.prepared import PreparedObject
 from jaxgrasp.planning.settings import PlanConfig
+from jaxgrasp.planning.warmup import Warmup, call_within
 
 log = logging.getLogger(__name__)
 
@@ -97,32 +98,73 @@ class Jobs:
                     self._cv.notify_all()
 
 
-def plan_anytime(hand: HandModel, prep: PreparedObject, scene, cfg: PlanConfig,
-                 num_grasps: int, time_budget: float, t0: float, progress) -> list:
+class BudgetSpentCompiling(TimeoutError):
+    """A budgeted call spent its whole budget (and :data:`OVERTIME_S`) compiling: no grasp could be
+    evaluated. The compilation goes on in the background and its code is cached."""
+
+
+# The most a budgeted call waits past its budget for code still compiling (the evaluation when
+# nothing was evaluated yet, the reporting metrics when packaging) before it gives up on it.
+OVERTIME_S = 1.0
+
+
+def plan_anytime(hand: HandModel, warm: Warmup, scene, cfg: PlanConfig, num_grasps: int, time_budget: float,
+                 t0: float, progress) -> list:
     """The anytime loop of :func:`jaxgrasp.planning.api.plan_grasps` (see ``time_budget`` there).
 
+    A budget is a promise: the steps' first calls (which compile) run on a helper thread
+    (:func:`~jaxgrasp.planning.warmup.call_within`) so the loop never waits for a compilation past
+    the budget; evaluations wait for the background warm-up (``warm``) without blocking the steps.
+    Past the budget the call only finishes the chunk of steps in flight, evaluates the lowest-loss
+    starts when nothing was evaluated in time (waiting at most :data:`OVERTIME_S` for the evaluation
+    to compile) and packages the results (without the reporting metrics of
+    :func:`~jaxgrasp.planning.evaluation.evaluate_extras` when they are still compiling then).
+
     Args:
+        warm: the call's :class:`~jaxgrasp.planning.warmup.Warmup`.
         t0: ``time.perf_counter()`` at the call's start (the budget counts from it).
 
     Returns:
         ``num_grasps`` :class:`jaxgrasp.planning.planner.GraspResult`, best first.
+
+    Raises:
+        BudgetSpentCompiling: nothing could be evaluated (the budget went on compilation).
     """
     sch = cfg.schedule
+    deadline = t0 + time_budget
     phase, params = P.main_phase(hand, cfg)
     # keys (round, start); squeezed grasps (round, -1 - j)
     archive = P.Archive(t0)
     squeezed: set = set()  # keys already squeezed (guarded by archive.lock)
+    compiled: set = set()  # engine calls that ran once (compiled) in this call
     steps, rnd = 0, 0
+    xs = total = None  # the last chunk's configurations and losses
 
     def left() -> float:  # seconds of the budget left
-        return t0 + time_budget - time.perf_counter()
+        return deadline - time.perf_counter()
 
-    def evaluation(key: tuple[int, int], x: np.ndarray, at_steps: int, in_time: bool = True) -> Callable[[], None]:
+    def call(name: str, fn, *args):
+        """``fn(*args)``; its first call (a compilation) on a helper thread, within the budget
+        while nothing was evaluated. None when the budget ran out first."""
+        if name in compiled:
+            return fn(*args)
+        limit = deadline if not len(archive) else deadline + OVERTIME_S
+        ok, out = call_within(limit, fn, *args)
+        if not ok:
+            log.info("budget spent while compiling the steps (the compiled code is cached for the next call)")
+            return None
+        compiled.add(name)
+        return out
+
+    def evaluation(key: tuple[int, int], x: np.ndarray, at_steps: int) -> Callable[[], None]:
         def job() -> None:
-            if in_time and left() <= 0:
+            if left() <= 0:
+                return
+            prep = warm.prepared(timeout=max(left(), 0.0))
+            if prep is None or left() <= 0:
                 return
             m = evaluate(hand, prep, x, cfg.evaluation, extras=False)
-            if in_time and left() <= 0:  # finished after the budget: not counted
+            if left() <= 0:  # finished after the budget: not counted
                 return
             archive.record(key, m, x, steps=at_steps)
         return job
@@ -131,28 +173,34 @@ def plan_anytime(hand: HandModel, prep: PreparedObject, scene, cfg: PlanConfig,
         # The best grasps found so far that were not squeezed yet (squeezed ones included: a good
         # squeezed grasp is squeezed again after the next round), chosen when the job runs.
         def job() -> None:
-            if left() <= 0:
+            if not warm.wait(max(left(), 0.0)) or left() <= 0:  # the squeeze's steps compile in the warm-up
                 return
             with archive.lock:
                 todo = [k for k, _ in archive.ranked() if k not in squeezed][:cfg.shapes.num_starts]
                 squeezed.update(todo)
             candidates = [(archive[k].metrics, archive[k].config) for k in todo]
-            for j, (m, xi) in enumerate(P.squeeze_best(hand, prep, scene, candidates, cfg, t0 + time_budget)):
+            for j, (m, xi) in enumerate(P.squeeze_best(hand, warm.prepared(), scene, candidates, cfg, deadline)):
                 archive.record((r, -1 - j), m, xi, steps=steps)
         return job
 
     jobs = Jobs(sch.background)
-    log.info("anytime planning, budget %.3g s (the first call with new shapes compiles inside it)", time_budget)
+    log.info("anytime planning, budget %.3g s", time_budget)
     try:
         while rnd == 0 or left() > 0:
-            x0 = P.start_configs(hand, prep.obj, cfg, jax.random.PRNGKey(cfg.seed + rnd))
-            state = engine.init(hand, scene, x0, params, phase)
+            x0 = P.start_configs(hand, warm.prepared_light.obj, cfg, jax.random.PRNGKey(cfg.seed + rnd))
+            state = call("init", engine.init, hand, scene, x0, params, phase)
             done = 0
-            while done < sch.steps and (not len(archive) or left() > 0):
+            while state is not None and done < sch.steps and (not len(archive) or left() > 0):
                 n = min(sch.eval_every, sch.steps - done)
                 if done and done % (2 * sch.eval_every) == 0:  # active sets: every other chunk (they move slowly)
-                    state = engine.select(hand, scene, state, params, phase)
-                state, info = engine.step(hand, scene, state, params, phase, n)
+                    state = call("select", engine.select, hand, scene, state, params, phase)
+                    if state is None:
+                        break
+                out = call(f"step{n}", engine.step, hand, scene, state, params, phase, n)
+                if out is None:
+                    state = None
+                    break
+                state, info = out
                 done += n
                 steps += n
                 xs = np.asarray(engine.configs(state, params))  # (waits for the steps: the check below sees their time)
@@ -168,6 +216,8 @@ def plan_anytime(hand: HandModel, prep: PreparedObject, scene, cfg: PlanConfig,
                 now = not found and not sch.background_before_valid
                 if not now and done < sch.steps and not jobs.idle():
                     idx = []  # a mid-round check while the last one still runs: skip it
+                if done < sch.steps and not warm.evaluation_ready.is_set():
+                    idx = []  # the evaluation is still being prepared: do not queue behind it
                 for i in idx:
                     job = evaluation((rnd, int(i)), xs[i], steps)
                     job() if now else jobs.submit(job)
@@ -175,6 +225,8 @@ def plan_anytime(hand: HandModel, prep: PreparedObject, scene, cfg: PlanConfig,
                     progress(steps, {"total": info.total, **info.terms})
                 if spent:
                     break
+            if state is None:
+                break
             if done == sch.steps and left() > 0:
                 jobs.submit(squeeze_pass(rnd))
             rnd += 1
@@ -182,9 +234,19 @@ def plan_anytime(hand: HandModel, prep: PreparedObject, scene, cfg: PlanConfig,
         jobs.close(cancel=True)
         raise
     jobs.close()
-    if not len(archive):  # nothing was evaluated in time (the budget ran out before any job
-        # finished, or after a round's last check): evaluate the last chunk's starts now, past it
-        log.info("budget spent before any evaluation finished: evaluating the last starts past it")
-        for i in P.starts_to_evaluate(total, done, cfg, early=False, found_valid=False):
-            evaluation((rnd - 1, int(i)), xs[i], steps, in_time=False)()
-    return P.archive_results(hand, prep, archive, num_grasps, cfg, t0, extra={"steps": steps})
+    if not len(archive):  # nothing was evaluated in time: evaluate the last chunk's best starts now,
+        # past the budget, if the evaluation is ready (or becomes ready within OVERTIME_S)
+        prep = warm.prepared(timeout=max(left(), 0.0) + OVERTIME_S)
+        if xs is None or prep is None:
+            raise BudgetSpentCompiling(
+                f"the time budget ({time_budget:g} s) was spent compiling ({'the steps' if xs is None else 'the evaluation'}); "
+                "the compiled code is cached: call again, or give a larger budget")
+        log.info("budget spent before any evaluation finished: evaluating the %d best starts past it", sch.eval_top)
+        for i in np.argsort(total)[:max(sch.eval_top, num_grasps)]:
+            m = evaluate(hand, prep, xs[i], cfg.evaluation, extras=False)
+            archive.record((rnd - 1 if rnd else 0, int(i)), m, xs[i], steps=steps)
+    extras = warm.wait(max(left(), 0.0) + OVERTIME_S)
+    if not extras:
+        log.info("the reporting metrics (q1_generalized, q1_upper, q1_lower) are still compiling: left out")
+    return P.archive_results(hand, warm.prepared(), archive, num_grasps, cfg, t0, extra={"steps": steps},
+                             extras=extras)

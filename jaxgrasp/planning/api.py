@@ -30,6 +30,7 @@ from jaxgrasp.planning.planner import (
     start_configs,
 )
 from jaxgrasp.planning.settings import PlanConfig, with_starts
+from jaxgrasp.planning.warmup import Warmup
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,11 @@ def plan_grasps(mesh, hand: str | HandModel = "shadow", *, num_grasps: int = 1, 
         progress: called as ``progress(step, terms)`` after every chunk of steps.
         time_budget: anytime planning (:mod:`jaxgrasp.planning.anytime`): seconds of wall-clock time for
             the whole call (set-up, compilation on the first call with new shapes, steps,
-            evaluation); rounds from new starts run until it is spent. None: one round of
-            ``schedule.steps``, every start evaluated, the best squeezed (and refined).
+            evaluation); rounds from new starts run until it is spent. The call returns within
+            the budget plus the chunk of steps in flight, the evaluation of a few starts when
+            none was evaluated in time, and the packaging (see ``plan_anytime``); when the budget
+            went on compilation it raises ``BudgetSpentCompiling`` (a ``TimeoutError``). None:
+            one round of ``schedule.steps``, every start evaluated, the best squeezed (and refined).
 
     Returns:
         ``num_grasps`` :class:`GraspResult` in the mesh's input frame: valid grasps first by
@@ -64,18 +68,26 @@ def plan_grasps(mesh, hand: str | HandModel = "shadow", *, num_grasps: int = 1, 
     cfg = with_starts(config or PlanConfig(), num_grasps)
     t0 = time.perf_counter()
     hand_model = hand if isinstance(hand, HandModel) else load_hand(hand)
-    prep = prepare(mesh, cfg, units=units)
-    scene = make_scene(prep, cfg, dtype=hand_model.body_pos.dtype)
+    if time_budget is not None and not time_budget > 0:
+        raise ValueError(f"time_budget must be > 0 seconds (or None), got {time_budget}")
+    # The evaluation's screening mesh and compiled kernels are made ready beside the steps.
+    light = prepare(mesh, cfg, units=units, screen=False)
+    scene = make_scene(light, cfg, dtype=hand_model.body_pos.dtype)
+    x0 = start_configs(hand_model, light.obj, cfg, jax.random.PRNGKey(cfg.seed))
+    warm = Warmup(hand_model, light, scene, x0, cfg, background=cfg.schedule.background)
     if time_budget is not None:
-        if not time_budget > 0:
-            raise ValueError(f"time_budget must be > 0 seconds (or None), got {time_budget}")
-        return plan_anytime(hand_model, prep, scene, cfg, num_grasps, time_budget, t0, progress)
+        return plan_anytime(hand_model, warm, scene, cfg, num_grasps, time_budget, t0, progress)
     archive = Archive(t0)
-    x0 = start_configs(hand_model, prep.obj, cfg, jax.random.PRNGKey(cfg.seed))
     log.info("optimizing %d starts for %d steps (the first call with new shapes compiles)",
              cfg.shapes.num_starts, cfg.schedule.steps)
     x, _ = optimize(hand_model, scene, x0, cfg, progress=progress)
+    if not warm.evaluation_ready.is_set():
+        log.info("waiting for the evaluation to be prepared (screening mesh, compiled kernels)")
+    prep = warm.prepared()
     evaluate_starts(hand_model, prep, np.asarray(x), cfg, archive)
+    if not warm.done.is_set():
+        log.info("waiting for the squeeze phase to compile")
+    warm.wait()
     squeeze_archive(hand_model, prep, scene, [k for k, _ in archive.ranked()], cfg, archive)
     refine(hand_model, prep, scene, [k for k, _ in archive.ranked()[:num_grasps]], cfg, archive)
     return archive_results(hand_model, prep, archive, num_grasps, cfg, t0)

@@ -198,6 +198,20 @@ def run(hand: HandModel, scene: Scene, x0: jax.Array, params: StepParams, phase:
     return configs(state, params), info
 
 
+def compile_run(hand: HandModel, scene: Scene, x0: jax.Array, params: StepParams, phase: Phase, num_steps: int, *,
+                chunk: int = 25) -> None:
+    """Compile what :func:`run` (one object) calls for these shapes, without running it: ahead of
+    time (``lower().compile()`` fills the same caches a first call would), so a warm-up costs no
+    steps."""
+    # Static arguments positionally, as the drivers pass them (jit keys its cache on how they are passed).
+    init.lower(hand, scene, x0, params, phase).compile()
+    state = jax.eval_shape(functools.partial(init_kernel, phase=phase), hand, scene, x0, params)
+    if num_steps > chunk:
+        select.lower(hand, scene, state, params, phase).compile()
+    for n in {min(chunk, num_steps), num_steps % chunk} - {0}:
+        step.lower(hand, scene, state, params, phase, n).compile()
+
+
 # ----------------------------------------------------------------------------------------------
 # The archive: best grasp per key, time to the first valid grasp, ranking (host side)
 # ----------------------------------------------------------------------------------------------

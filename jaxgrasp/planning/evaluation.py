@@ -235,7 +235,7 @@ def compile_evaluation(hand: HandModel, prep: PreparedObject, config, cfg, *, ex
     dtype = hand.body_pos.dtype
     while True:
         size = _screen_bucket(n, total)
-        _full_mesh(prep.obj, jnp.zeros((size, 3), dtype) + prep.obj.center_of_mass.astype(dtype))
+        _full_mesh.lower(prep.obj, jax.ShapeDtypeStruct((size, 3), dtype)).compile()  # ahead of time: no run
         if size == total:
             break
         n = 2 * size

@@ -18,8 +18,8 @@ frame of the mesh file after unit scaling)::
                    "candidate": [int, ...],               # contact-candidate index, -1 for a
                                                           # link's closest surface sample
                    "link": [body name, ...]},             # the hand body touching
-      "metrics": {"q1": float, "q1_upper": float, "q1_lower": float | null,
-                  "q1_generalized": float, "penetration_mm": float,
+      "metrics": {"q1": float, "q1_upper": float | null, "q1_lower": float | null,
+                  "q1_generalized": float | null, "penetration_mm": float,
                   "self_penetration_mm": float, "num_contacts": int, "valid": bool,
                   "time_s": float},
       "load_report": {"findings": [...], "repairs": [...]} | null

@@ -204,6 +204,14 @@ def squeeze(hand: HandModel, scene: Scene, x: jnp.ndarray, cfg: PlanConfig) -> j
     return engine.run(hand, scene, jnp.asarray(x), params, phase, n, chunk=n)[0]
 
 
+def compile_squeeze(hand: HandModel, scene: Scene, x: jnp.ndarray, cfg: PlanConfig) -> None:
+    """Compile :func:`squeeze` for ``x (S, 6 + I)``'s shape without running it."""
+    if cfg.squeeze.steps > 0:
+        phase, params = squeeze_phase(hand, cfg)
+        n = cfg.squeeze.steps
+        engine.compile_run(hand, scene, jnp.asarray(x), params, phase, n, chunk=n)
+
+
 def squeeze_best(hand: HandModel, prep: PreparedObject, scene: Scene, candidates: list[tuple[dict, np.ndarray]],
                  cfg: PlanConfig, deadline: float = float("inf")) -> list[tuple[dict, np.ndarray]]:
     """Squeeze evaluated grasps and evaluate the results exactly (host side).
@@ -282,8 +290,7 @@ def compile_plan(hand: HandModel, prep: PreparedObject, cfg: PlanConfig) -> None
     sch = cfg.schedule
     for n in {min(sch.eval_every, sch.steps), sch.steps % sch.eval_every} - {0}:
         engine.step(hand, scene, state, params, phase, n)
-    if cfg.squeeze.steps > 0:
-        squeeze(hand, scene, x0, cfg).block_until_ready()
+    compile_squeeze(hand, scene, x0, cfg)
 
 
 @dataclasses.dataclass
@@ -307,15 +314,18 @@ class GraspResult:
 
 
 def archive_results(hand: HandModel, prep: PreparedObject, archive: Archive, num_grasps: int,
-                    cfg: PlanConfig, t0: float, extra: dict | None = None) -> list[GraspResult]:
+                    cfg: PlanConfig, t0: float, extra: dict | None = None, *, extras: bool = True) -> list[GraspResult]:
     """The ``num_grasps`` best archived grasps as :class:`GraspResult`, with the archive's
-    statistics (and ``extra``) in their metrics."""
+    statistics (and ``extra``) in their metrics; ``extras``: with the reporting metrics of
+    :func:`evaluate_extras` (else they are None)."""
     elapsed = time.perf_counter() - t0
     ranked = archive.ranked()
     starts = [e.metrics for _, e in ranked]
     out = {**archive.stats(), **(extra or {})}
+    if not extras:
+        out.update(q1_generalized=None, q1_upper=None, q1_lower=None)
     log.info("packaging %d grasps", min(num_grasps, len(ranked)))
-    return [make_result(hand, prep, e.config, {**e.metrics, **out}, starts, elapsed, cfg)
+    return [make_result(hand, prep, e.config, {**e.metrics, **out}, starts, elapsed, cfg, extras=extras)
             for _, e in ranked[:num_grasps]]
 
 

@@ -123,13 +123,23 @@ def _screening(tm: trimesh.Trimesh, obj: Object, eval_points: np.ndarray, memo: 
     return None, 0.0  # not reached: the last level is always returned
 
 
+def add_screening(prep: PreparedObject) -> PreparedObject:
+    """``prep`` with its pre-screening mesh (a prepared object built with ``screen=False``; the
+    decimation of the optimizer's mesh is reused where the face counts agree)."""
+    if prep.screening is not None:
+        return prep
+    memo = {prep.opt_faces: prep.loop_mesh} if prep.loop_mesh is not prep.mesh else {}
+    coarse, bound = _screening(prep.mesh, prep.obj, np.asarray(prep.eval_points, np.float64), memo)
+    return prep.replace(screening=coarse, screening_bound=jnp.asarray(bound, prep.obj.vertices.dtype))
+
+
 def prepare_object(mesh, *, units: str = "m", opt_faces: int = OPT_FACES, screen: bool = True) -> PreparedObject:
     """Load (when needed) and prepare one object for planning and evaluation (host side).
 
     Args:
         mesh: a mesh file path, a ``trimesh.Trimesh``, a loaded ``(Object, LoadReport)``, an
-            ``Object``, or a :class:`PreparedObject` (returned as is when built with the same
-            ``opt_faces``).
+            ``Object``, or a :class:`PreparedObject` (kept, with its screening mesh added when
+            asked for, when built with the same ``opt_faces``).
         units: unit of the coordinates ("m", "cm", "mm") for paths and trimesh meshes.
         opt_faces: face limit of the optimizer's mesh (``Shapes.opt_faces``).
         screen: build the evaluation's pre-screening mesh (False: every evaluation measures all
@@ -138,14 +148,13 @@ def prepare_object(mesh, *, units: str = "m", opt_faces: int = OPT_FACES, screen
     Returns:
         The :class:`PreparedObject`.
     """
-    if isinstance(mesh, PreparedObject) and mesh.opt_faces == opt_faces and (mesh.screening is not None or not screen):
-        return mesh
+    if isinstance(mesh, PreparedObject) and mesh.opt_faces == opt_faces:
+        return add_screening(mesh) if screen else mesh
     obj, report, tm = as_object(mesh, units=units)
-    memo: dict = {}
     pts = trimesh.sample.sample_surface_even(tm, EVAL_POINTS, seed=0)[0]
     pts = np.resize(pts, (EVAL_POINTS, 3))  # fixed count (repeats a few when the sampler is short)
-    coarse, bound = _screening(tm, obj, pts, memo) if screen else (None, 0.0)
     dtype = obj.vertices.dtype
-    return PreparedObject(obj=obj, screening=coarse, screening_bound=jnp.asarray(bound, dtype),
-                          eval_points=jnp.asarray(pts, dtype), mesh=tm, loop_mesh=_decimate(tm, opt_faces, memo),
+    prep = PreparedObject(obj=obj, screening=None, screening_bound=jnp.zeros((), dtype),
+                          eval_points=jnp.asarray(pts, dtype), mesh=tm, loop_mesh=_decimate(tm, opt_faces, {}),
                           opt_faces=opt_faces, report=report)
+    return add_screening(prep) if screen else prep

@@ -1,0 +1,128 @@
+"""Background warm-up of a planning call: what the optimization does not need, made ready beside it.
+
+A planning call needs its compiled steps first and everything else only later: the evaluation's
+pre-screening mesh (a decimation and two distance sweeps, about 1 s on a 16k-face scan), the
+evaluation kernels, the reporting metrics' kernels (``evaluate_extras``: the Q1 upper bound and
+the SDP lower bound) and the squeeze phase's steps. :class:`Warmup` builds and compiles (or loads
+from the persistent compilation cache) those on one background thread while the calling thread
+compiles and runs the steps; the optimization leaves much of a second core idle (docs/decisions.md).
+The call waits for the part it needs at the point it needs it, so nothing is compiled twice.
+
+The thread is a daemon: a budgeted call may return while it still compiles (see
+:mod:`jaxgrasp.planning.anytime`); :func:`pending` lists such threads, and a command line waits for
+them before it exits, so that their compiled code reaches the cache for the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import numpy as np
+
+from jaxgrasp.hand.model import HandModel
+from jaxgrasp.planning.evaluation import compile_evaluation, evaluate_extras
+from jaxgrasp.planning.objective import Scene
+from jaxgrasp.planning.planner import compile_squeeze
+from jaxgrasp.planning.prepared import PreparedObject, add_screening
+from jaxgrasp.planning.settings import PlanConfig
+
+log = logging.getLogger(__name__)
+
+THREAD_NAME = "jaxgrasp-warmup"
+COMPILE_THREAD_NAME = "jaxgrasp-compile"
+
+
+class Warmup:
+    """The background preparation of one planning call (see the module docstring).
+
+    Args:
+        hand: the hand.
+        prep: the object, prepared without its screening mesh (``screen=False``) or with it.
+        scene: the optimization scene of ``prep`` (for the squeeze phase's steps).
+        x0: ``(S, 6 + I)`` the call's starts (example inputs of the kernels).
+        cfg: the call's settings.
+        background: False: do everything now, on the calling thread (for tests and debugging).
+    """
+
+    def __init__(self, hand: HandModel, prep: PreparedObject, scene: Scene, x0, cfg: PlanConfig, *,
+                 background: bool = True):
+        self.evaluation_ready = threading.Event()  # the screened object and the evaluation kernels
+        self.done = threading.Event()  # everything
+        self._args = (hand, prep, scene, x0, cfg)
+        self.prepared_light = prep  # as given (without the screening mesh): the object itself
+        self._prep: PreparedObject | None = None
+        self._error: BaseException | None = None
+        if background:
+            threading.Thread(target=self._run, name=THREAD_NAME, daemon=True).start()
+        else:
+            self._run()
+
+    def _run(self) -> None:
+        hand, prep, scene, x0, cfg = self._args
+        try:
+            prep = add_screening(prep)
+            x = np.asarray(x0[0])
+            compile_evaluation(hand, prep, x, cfg.evaluation)
+            self._prep = prep
+            self.evaluation_ready.set()
+            evaluate_extras(hand, prep.obj, x, cfg.evaluation)
+            compile_squeeze(hand, scene, x0, cfg)
+        except BaseException as e:  # noqa: BLE001 (handed to the calling thread)
+            self._error = e
+        finally:
+            self.evaluation_ready.set()
+            self.done.set()
+
+    def prepared(self, timeout: float | None = None) -> PreparedObject | None:
+        """The object with its screening mesh once the evaluation is ready: waits up to
+        ``timeout`` seconds (None: as long as it takes); None when not ready by then. Re-raises
+        an error of the background work."""
+        if not self.evaluation_ready.wait(timeout):
+            return None
+        if self._error is not None:
+            raise self._error
+        return self._prep
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` seconds for everything (None: as long as it takes); whether it
+        is done. Re-raises an error of the background work."""
+        ok = self.done.wait(timeout)
+        if ok and self._error is not None:
+            raise self._error
+        return ok
+
+
+def pending() -> list[threading.Thread]:
+    """Warm-up and compilation threads of earlier calls that are still running."""
+    return [t for t in threading.enumerate() if t.name in (THREAD_NAME, COMPILE_THREAD_NAME) and t.is_alive()]
+
+
+def call_within(deadline: float, fn, *args):
+    """``fn(*args)`` on a helper thread, waited for until ``deadline`` (``time.perf_counter()``).
+
+    A first call with new shapes compiles, which cannot be interrupted: running it on a daemon
+    thread lets the caller keep a time budget (the compilation goes on and reaches the persistent
+    cache; :func:`pending` lists it).
+
+    Returns:
+        ``(True, result)``, or ``(False, None)`` when the deadline passed first.
+    """
+    box: dict = {}
+
+    def target() -> None:
+        try:
+            box["result"] = fn(*args)
+        except BaseException as e:  # noqa: BLE001 (handed to the caller)
+            box["error"] = e
+
+    t = threading.Thread(target=target, name=COMPILE_THREAD_NAME, daemon=True)
+    t.start()
+    t.join(max(0.0, deadline - time.perf_counter()))
+    if t.is_alive():
+        return False, None
+    if "error" in box:
+        raise box["error"]
+    return True, box["result"]
+
