@@ -30,7 +30,7 @@ from jaxgrasp.planning.planner import (
     start_configs,
 )
 from jaxgrasp.planning.settings import PlanConfig, with_starts
-from jaxgrasp.planning.warmup import Warmup
+from jaxgrasp.planning.warmup import Heartbeat, Warmup
 
 log = logging.getLogger(__name__)
 
@@ -78,19 +78,23 @@ def plan_grasps(mesh, hand: str | HandModel = "shadow", *, num_grasps: int = 1, 
     if time_budget is not None:
         return plan_anytime(hand_model, warm, scene, cfg, num_grasps, time_budget, t0, progress)
     archive = Archive(t0)
-    log.info("optimizing %d starts for %d steps (the first call with new shapes compiles)",
-             cfg.shapes.num_starts, cfg.schedule.steps)
-    x, _ = optimize(hand_model, scene, x0, cfg, progress=progress)
-    if not warm.evaluation_ready.is_set():
-        log.info("waiting for the evaluation to be prepared (screening mesh, compiled kernels)")
-    prep = warm.prepared()
-    evaluate_starts(hand_model, prep, np.asarray(x), cfg, archive)
-    if not warm.done.is_set():
-        log.info("waiting for the squeeze phase to compile")
-    warm.wait()
-    squeeze_archive(hand_model, prep, scene, [k for k, _ in archive.ranked()], cfg, archive)
-    refine(hand_model, prep, scene, [k for k, _ in archive.ranked()[:num_grasps]], cfg, archive)
-    return archive_results(hand_model, prep, archive, num_grasps, cfg, t0)
+    with Heartbeat(log) as hb:
+        hb.stage("optimizing %d starts for %d steps (the first call with new shapes compiles)",
+                 cfg.shapes.num_starts, cfg.schedule.steps)
+        x, _ = optimize(hand_model, scene, x0, cfg, progress=progress)
+        if not warm.evaluation_ready.is_set():
+            hb.stage("waiting for the evaluation to be prepared (screening mesh, compiled kernels)")
+        prep = warm.prepared()
+        hb.stage("evaluating %d grasps exactly", len(x), announce=False)
+        evaluate_starts(hand_model, prep, np.asarray(x), cfg, archive)
+        if not warm.done.is_set():
+            hb.stage("waiting for the squeeze phase to compile")
+        warm.wait()
+        hb.stage("squeezing and evaluating the grasps", announce=False)
+        squeeze_archive(hand_model, prep, scene, [k for k, _ in archive.ranked()], cfg, archive)
+        refine(hand_model, prep, scene, [k for k, _ in archive.ranked()[:num_grasps]], cfg, archive)
+        hb.stage("packaging %d grasps (reporting metrics)", num_grasps, announce=False)
+        return archive_results(hand_model, prep, archive, num_grasps, cfg, t0)
 
 
 def plan(mesh, hand: str | HandModel = "shadow", *, config: PlanConfig | None = None, units: str = "m",

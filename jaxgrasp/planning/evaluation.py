@@ -220,13 +220,16 @@ def evaluate_extras(hand: HandModel, obj: Object, config, cfg) -> dict:
     return {"q1_generalized": float(q1g), "q1_upper": q1u, "q1_lower": q1l}
 
 
-def compile_evaluation(hand: HandModel, prep: PreparedObject, config, cfg, *, extras: bool = False) -> None:
+def compile_evaluation(hand: HandModel, prep: PreparedObject, config, cfg, *, extras: bool = False,
+                       all_sizes: bool = True) -> None:
     """Compile everything :func:`evaluate` may run for this hand and padded mesh size (the device
     kernel and every padded size of the full-mesh pass; with ``extras`` :func:`evaluate_extras`
     too), so that timed runs exclude compilation.
 
     Args:
         config: any ``(6 + I,)`` configuration (centred frame), e.g. a start.
+        all_sizes: every padded size of the full-mesh pass (False: the first, 256 points, which
+            planned grasps need; deep penetrations need more and compile then).
     """
     evaluate(hand, prep, config, cfg, extras=extras)
     if prep.screening is None:
@@ -236,6 +239,6 @@ def compile_evaluation(hand: HandModel, prep: PreparedObject, config, cfg, *, ex
     while True:
         size = _screen_bucket(n, total)
         _full_mesh.lower(prep.obj, jax.ShapeDtypeStruct((size, 3), dtype)).compile()  # ahead of time: no run
-        if size == total:
+        if size == total or not all_sizes:
             break
         n = 2 * size

@@ -61,14 +61,25 @@ class Warmup:
 
     def _run(self) -> None:
         hand, prep, scene, x0, cfg = self._args
+        t = time.perf_counter()
+
+        def done(what: str) -> None:
+            nonlocal t
+            log.debug("warm-up: %s in %.2f s", what, time.perf_counter() - t)
+            t = time.perf_counter()
+
         try:
             prep = add_screening(prep)
+            done("screening mesh")
             x = np.asarray(x0[0])
-            compile_evaluation(hand, prep, x, cfg.evaluation)
+            compile_evaluation(hand, prep, x, cfg.evaluation, all_sizes=False)
+            done("evaluation compiled")
             self._prep = prep
             self.evaluation_ready.set()
             evaluate_extras(hand, prep.obj, x, cfg.evaluation)
+            done("reporting metrics compiled")
             compile_squeeze(hand, scene, x0, cfg)
+            done("squeeze compiled")
         except BaseException as e:  # noqa: BLE001 (handed to the calling thread)
             self._error = e
         finally:
@@ -92,6 +103,46 @@ class Warmup:
         if ok and self._error is not None:
             raise self._error
         return ok
+
+
+class Heartbeat:
+    """While a call runs, logs its current stage again every ``every`` seconds the stage lasts, so
+    that a console or a log never stays silent longer (a first call compiles for many seconds).
+
+    Use as a context manager; :meth:`stage` logs a new stage and restarts its clock.
+
+    Args:
+        logger: where the records go (INFO).
+        every: seconds between repeats.
+    """
+
+    def __init__(self, logger: logging.Logger, every: float = 4.0):
+        self._log, self._every = logger, every
+        self._what, self._since = "", time.perf_counter()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+
+    def stage(self, msg: str, *args, announce: bool = True) -> None:
+        """Log ``msg % args`` now (unless not ``announce``: the stage logs itself), and again every
+        ``every`` seconds until the next stage."""
+        if announce:
+            self._log.info(msg, *args)
+        with self._lock:
+            self._what, self._since = msg % args if args else msg, time.perf_counter()
+
+    def __enter__(self) -> "Heartbeat":
+        threading.Thread(target=self._beat, name="jaxgrasp-heartbeat", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self._every):
+            with self._lock:
+                what, since = self._what, self._since
+            if what and time.perf_counter() - since >= self._every:
+                self._log.info("%s (%.0f s so far)", what, time.perf_counter() - since)
 
 
 def pending() -> list[threading.Thread]:
@@ -118,8 +169,12 @@ def call_within(deadline: float, fn, *args):
             box["error"] = e
 
     t = threading.Thread(target=target, name=COMPILE_THREAD_NAME, daemon=True)
+    t0 = time.perf_counter()
     t.start()
-    t.join(max(0.0, deadline - time.perf_counter()))
+    while t.is_alive() and time.perf_counter() < deadline:
+        t.join(min(4.0, max(0.0, deadline - time.perf_counter())))
+        if t.is_alive() and time.perf_counter() < deadline:
+            log.info("compiling (%.0f s so far)", time.perf_counter() - t0)
     if t.is_alive():
         return False, None
     if "error" in box:
