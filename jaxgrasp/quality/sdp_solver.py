@@ -17,8 +17,9 @@ SDP optimum. Fixed shapes; ``lax.while_loop`` with tolerances, so it vmaps over 
 
 Numerical guards: no LAPACK calls (:mod:`jaxgrasp.quality.sdp_linalg`); the Schur matrix is
 Jacobi-scaled with a relative ridge ``reg``, pivots that rounding pushes below it are raised to
-it; step lengths keep X, S interior (bisection on LDL pivots); a step that comes out non-finite is
-dropped and the loop ends on the last finite iterate.
+it; step lengths keep X, S interior (bisection on LDL pivots); a step that comes out non-finite
+(or, in the final centring, outside the PSD cone) is dropped and the loop ends on the last good
+iterate.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgrasp.quality.sdp_linalg import _inv, _max_step, _spd_inverse, _sym
+from jaxgrasp.quality.sdp_linalg import _inv, _max_step, _spd_inverse, _sweep_small, _sym
 from jaxgrasp.quality.sos_program import BASIS, _coupling, _Ops, sos_structure
 
 
@@ -168,8 +169,12 @@ def _center(ops: _Ops, G, u, mu_f, reg, opts: SDPOptions):
         dec = jnp.sqrt(jnp.maximum(-jnp.dot(grad, du), 0.0))  # Newton decrement
         t = jnp.where(dec > 0.25, 1.0 / (1.0 + dec), 1.0)  # damped step stays inside the cone
         u_new = u + t * du
-        # non-finite (rounding-broken) step: keep u and stop (dec = 0 ends the loop)
-        ok = jnp.all(jnp.isfinite(u_new)) & jnp.isfinite(dec)
+        # The damped step stays inside the cone only for the exact Newton direction: the ridge of
+        # _spd_inverse and float32 rounding can put S(u_new) outside it (seen with every contact
+        # at one point), where S^-1 (certificate, gradient) is meaningless and was NaN. Such a
+        # step, like a non-finite one, is dropped: keep u (interior) and stop (dec = 0 ends the loop).
+        _, piv = _sweep_small(_sym(ops.blocks(G, u_new)))  # LDL pivots: all > 0 iff S(u_new) is PD
+        ok = jnp.all(jnp.isfinite(u_new)) & jnp.isfinite(dec) & (jnp.min(piv) > 0)
         return k + 1, jnp.where(ok, u_new, u), jnp.where(ok, dec, 0.0)
 
     def cond(carry):
