@@ -114,6 +114,7 @@ def test_a_budget_spent_compiling_the_steps_raises_at_the_budget(monkeypatch):
         time.sleep(6.0)
         return real(*args)
 
+    cold.lower = real.lower  # the warm-up's ahead-of-time compilation of the squeeze uses it
     monkeypatch.setattr(engine, "step", cold)
     t = time.perf_counter()
     with pytest.raises(BudgetSpentCompiling, match="compiling .the steps"):
@@ -127,19 +128,19 @@ def test_a_budget_spent_before_the_evaluation_is_ready_raises_and_without_extras
     ready and only the reporting metrics slow, the call returns in time with them left out (None)."""
     hand = load_hand("shadow")
     prep = _compiled_sphere(hand)
-    real_screen, real_extras = warmup.add_screening, warmup.evaluate_extras
+    real_screen, real_extras = warmup.add_screening, warmup.compile_extras
     monkeypatch.setattr(warmup, "add_screening", lambda p: (time.sleep(8.0), real_screen(p))[1])
     t = time.perf_counter()
     with pytest.raises(BudgetSpentCompiling, match="the evaluation"):
         plan_grasps(prep.obj, hand, config=CFG, time_budget=1.5)
     assert time.perf_counter() - t < 1.5 + anytime.OVERTIME_S + 1.0
     monkeypatch.setattr(warmup, "add_screening", real_screen)
-    monkeypatch.setattr(warmup, "evaluate_extras", lambda *a: (time.sleep(8.0), real_extras(*a))[1])
+    monkeypatch.setattr(warmup, "compile_extras", lambda *a: (time.sleep(8.0), real_extras(*a))[1])
     t = time.perf_counter()
     r = plan_grasps(prep.obj, hand, config=CFG, time_budget=2.0)[0]
     assert time.perf_counter() - t < 2.0 + anytime.OVERTIME_S + 1.0
     assert r.metrics["q1_upper"] is None and r.metrics["q1_generalized"] is None and r.metrics["evaluations"] >= 1
     # The same call without the delay has them.
-    monkeypatch.setattr(warmup, "evaluate_extras", real_extras)
+    monkeypatch.setattr(warmup, "compile_extras", real_extras)
     r = plan_grasps(prep.obj, hand, config=CFG, time_budget=2.0)[0]
     assert isinstance(r.metrics["q1_upper"], float) and isinstance(r.metrics["q1_generalized"], float)

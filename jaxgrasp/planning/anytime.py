@@ -105,7 +105,7 @@ class BudgetSpentCompiling(TimeoutError):
 
 # The most a budgeted call waits past its budget for code still compiling (the evaluation when
 # nothing was evaluated yet, the reporting metrics when packaging) before it gives up on it.
-OVERTIME_S = 1.0
+OVERTIME_S = 0.5
 
 
 def plan_anytime(hand: HandModel, warm: Warmup, scene, cfg: PlanConfig, num_grasps: int, time_budget: float,

@@ -198,18 +198,40 @@ def run(hand: HandModel, scene: Scene, x0: jax.Array, params: StepParams, phase:
     return configs(state, params), info
 
 
+# (function, argument structure and shapes) compiled ahead of time in this process: jit.lower()
+# traces every time it is called, so a warm-up of shapes already compiled would still cost a trace.
+_compiled_ahead: set = set()
+_compiled_ahead_lock = threading.Lock()
+
+
+def compile_ahead(fn, *args) -> None:
+    """``fn.lower(*args).compile()`` (``fn`` jitted; static arguments positionally, as its callers
+    pass them), once per argument signature in this process. Arrays may be given as
+    ``jax.ShapeDtypeStruct``."""
+    leaves, tree = jax.tree.flatten(args)
+    sig = tuple((tuple(a.shape), str(a.dtype), bool(getattr(a, "weak_type", False))) if hasattr(a, "dtype") else a
+                for a in leaves)
+    key = (fn, tree, sig)
+    with _compiled_ahead_lock:
+        if key in _compiled_ahead:
+            return
+    fn.lower(*args).compile()
+    with _compiled_ahead_lock:
+        _compiled_ahead.add(key)
+
+
 def compile_run(hand: HandModel, scene: Scene, x0: jax.Array, params: StepParams, phase: Phase, num_steps: int, *,
                 chunk: int = 25) -> None:
     """Compile what :func:`run` (one object) calls for these shapes, without running it: ahead of
     time (``lower().compile()`` fills the same caches a first call would), so a warm-up costs no
     steps."""
     # Static arguments positionally, as the drivers pass them (jit keys its cache on how they are passed).
-    init.lower(hand, scene, x0, params, phase).compile()
+    compile_ahead(init, hand, scene, x0, params, phase)
     state = jax.eval_shape(functools.partial(init_kernel, phase=phase), hand, scene, x0, params)
     if num_steps > chunk:
-        select.lower(hand, scene, state, params, phase).compile()
+        compile_ahead(select, hand, scene, state, params, phase)
     for n in {min(chunk, num_steps), num_steps % chunk} - {0}:
-        step.lower(hand, scene, state, params, phase, n).compile()
+        compile_ahead(step, hand, scene, state, params, phase, n)
 
 
 # ----------------------------------------------------------------------------------------------

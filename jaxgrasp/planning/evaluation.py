@@ -32,6 +32,7 @@ from jaxgrasp.hand.kinematics import pose_hand
 from jaxgrasp.hand.model import HandModel
 from jaxgrasp.mesh.geometry import closest_features, resolve_on_host, signed_distance
 from jaxgrasp.mesh.objects import Object, pow2_bucket
+from jaxgrasp.planning.engine import compile_ahead
 from jaxgrasp.planning.prepared import PreparedObject, object_trimesh, prepare_object  # noqa: F401 (re-exported)
 from jaxgrasp.planning.settings import EvalConfig
 from jaxgrasp.quality.q1 import (
@@ -197,7 +198,7 @@ def _candidate_terms(hand: HandModel, obj: Object, x, alpha, beta, mu, torque_sc
     return posed.contact_pos, n_c, c, q1u
 
 
-@functools.partial(jax.jit, static_argnames=("mu", "k_contacts"))
+@functools.partial(jax.jit, static_argnums=(4, 5))
 def _lower_bound(p, n, c, torque_scale, mu: float, k_contacts: int):
     return q1_lower(p, n, c, mu=mu, torque_scale=torque_scale, k_contacts=k_contacts)
 
@@ -215,9 +216,20 @@ def evaluate_extras(hand: HandModel, obj: Object, config, cfg) -> dict:
                                        f(1.0 / size), f(wrench_directions(cfg.num_directions)))
     q1u = float(q1u)
     q1g = q1_exact(cp, n_c, c, mu=cfg.mu, torque_scale=1.0 / size, num_edges=cfg.num_edges)
-    q1l = float(_lower_bound(cp, n_c, c, jnp.asarray(1.0 / size, x.dtype), mu=cfg.mu,
-                             k_contacts=min(16, hand.num_contacts)))
+    q1l = float(_lower_bound(cp, n_c, c, jnp.asarray(1.0 / size, x.dtype), cfg.mu, min(16, hand.num_contacts)))
     return {"q1_generalized": float(q1g), "q1_upper": q1u, "q1_lower": q1l}
+
+
+def compile_extras(hand: HandModel, obj: Object, cfg) -> None:
+    """Compile the kernels of :func:`evaluate_extras` for this hand and padded mesh size, ahead of
+    time (nothing runs)."""
+    cfg = eval_config(cfg)
+    dtype = hand.body_pos.dtype
+    S = jax.ShapeDtypeStruct
+    scalar, nc = S((), dtype), hand.num_contacts
+    compile_ahead(_candidate_terms, hand, obj, S((6 + hand.num_independent,), dtype), scalar, scalar, scalar, scalar,
+                  S((cfg.num_directions, 6), dtype))
+    compile_ahead(_lower_bound, S((nc, 3), dtype), S((nc, 3), dtype), S((nc,), dtype), scalar, cfg.mu, min(16, nc))
 
 
 def compile_evaluation(hand: HandModel, prep: PreparedObject, config, cfg, *, extras: bool = False,
@@ -238,7 +250,7 @@ def compile_evaluation(hand: HandModel, prep: PreparedObject, config, cfg, *, ex
     dtype = hand.body_pos.dtype
     while True:
         size = _screen_bucket(n, total)
-        _full_mesh.lower(prep.obj, jax.ShapeDtypeStruct((size, 3), dtype)).compile()  # ahead of time: no run
+        compile_ahead(_full_mesh, prep.obj, jax.ShapeDtypeStruct((size, 3), dtype))  # ahead of time: no run
         if size == total or not all_sizes:
             break
         n = 2 * size

@@ -29,6 +29,7 @@ from jaxgrasp.planning import engine
 from jaxgrasp.planning.engine import Archive, StepParams, rank_key  # noqa: F401 (re-exported)
 from jaxgrasp.planning.evaluation import (  # noqa: F401 (re-exported)
     compile_evaluation,
+    compile_extras,
     evaluate,
     evaluate_extras,
     find_contacts,
@@ -70,6 +71,9 @@ from jaxgrasp.planning.starts import (  # noqa: F401 (re-exported)
 from jaxgrasp.quality.q1 import wrench_directions
 
 log = logging.getLogger(__name__)
+
+# The pose of a result, jitted (one cacheable executable per hand, instead of op-by-op calls).
+pose_jit = jax.jit(pose_hand)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -279,11 +283,13 @@ def refine(hand: HandModel, prep: PreparedObject, scene: Scene, keys: list, cfg:
 def compile_plan(hand: HandModel, prep: PreparedObject, cfg: PlanConfig) -> None:
     """Compile everything anytime planning (:func:`plan_grasps` with a ``time_budget``) runs for
     this hand and padded object size: the active sets, the steps in chunks of
-    ``schedule.eval_every``, the squeeze and the exact evaluation, so that timed runs exclude
-    compilation."""
+    ``schedule.eval_every``, the squeeze, the exact evaluation and the reporting metrics, so that
+    timed runs exclude compilation."""
     scene = make_scene(prep, cfg, dtype=hand.body_pos.dtype)
     x0 = start_configs(hand, prep.obj, cfg, jax.random.PRNGKey(cfg.seed))
     compile_evaluation(hand, prep, np.asarray(x0[0]), cfg.evaluation)
+    compile_extras(hand, prep.obj, cfg.evaluation)
+    pose_jit(hand, x0[0])
     phase, params = main_phase(hand, cfg)
     state = engine.init(hand, scene, x0, params, phase)
     engine.select(hand, scene, state, params, phase)
@@ -362,7 +368,7 @@ def make_result(hand: HandModel, prep: PreparedObject, x: np.ndarray, metrics: d
     if extras and "q1_generalized" not in metrics:
         metrics = {**metrics, **evaluate_extras(hand, obj, x, ev)}
     com = np.asarray(obj.center_of_mass, np.float64)
-    posed = pose_hand(hand, jnp.asarray(x, hand.body_pos.dtype))
+    posed = pose_jit(hand, jnp.asarray(x, hand.body_pos.dtype))
     T = np.asarray(posed.T_world_palm, np.float64).copy()
     T[:3, 3] += com
     cp = np.asarray(metrics["contacts"]["points"], np.float64).reshape(-1, 3) + com

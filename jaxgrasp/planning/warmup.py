@@ -19,12 +19,13 @@ import logging
 import threading
 import time
 
+import jax.numpy as jnp
 import numpy as np
 
 from jaxgrasp.hand.model import HandModel
-from jaxgrasp.planning.evaluation import compile_evaluation, evaluate_extras
+from jaxgrasp.planning.evaluation import compile_evaluation, compile_extras
 from jaxgrasp.planning.objective import Scene
-from jaxgrasp.planning.planner import compile_squeeze
+from jaxgrasp.planning.planner import compile_squeeze, pose_jit
 from jaxgrasp.planning.prepared import PreparedObject, add_screening
 from jaxgrasp.planning.settings import PlanConfig
 
@@ -74,9 +75,10 @@ class Warmup:
             x = np.asarray(x0[0])
             compile_evaluation(hand, prep, x, cfg.evaluation, all_sizes=False)
             done("evaluation compiled")
+            pose_jit(hand, jnp.asarray(x, hand.body_pos.dtype))  # packaging's pose
             self._prep = prep
             self.evaluation_ready.set()
-            evaluate_extras(hand, prep.obj, x, cfg.evaluation)
+            compile_extras(hand, prep.obj, cfg.evaluation)
             done("reporting metrics compiled")
             compile_squeeze(hand, scene, x0, cfg)
             done("squeeze compiled")
