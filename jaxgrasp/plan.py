@@ -7,7 +7,7 @@ This module is callable like the function it shares a name with: ``jaxgrasp.plan
 import sys
 import types
 
-from jaxgrasp.cli.plan import main
+from jaxgrasp.cli.plan import exit_process, main
 from jaxgrasp.planning.api import plan as _plan
 
 
@@ -19,4 +19,4 @@ class _CallableModule(types.ModuleType):
 sys.modules[__name__].__class__ = _CallableModule
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

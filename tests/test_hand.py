@@ -119,19 +119,23 @@ def test_contact_override_file(tmp_path, coupled_path):
         load_hand(coupled_path, contacts=str(bad), cache=False)
 
 
-def test_annotation_cache_roundtrip(tmp_path):
+def test_annotation_cache_roundtrip(tmp_path, monkeypatch):
+    """The cache goes to the user's cache folder, never beside the user's hand file."""
+    monkeypatch.setenv("JAXGRASP_CACHE", str(tmp_path / "cache"))
     p = tmp_path / "h.xml"
     p.write_text(COUPLED_XML)
     model = compile_model(str(p))
     tree = read_tree(model)
     a = hand_annotations(model, tree, p, num_samples=256)
-    files = list(tmp_path.glob("h.annotations.*.npz"))
+    cache = tmp_path / "cache" / "annotations"
+    files = list(cache.glob("h.annotations.*.npz"))
     assert len(files) == 1
     b = hand_annotations(model, tree, p, num_samples=256)
     for k in a:
         np.testing.assert_array_equal(a[k], b[k])
     hand_annotations(model, tree, p, num_samples=128)  # other options: another cache entry
-    assert len(list(tmp_path.glob("h.annotations.*.npz"))) == 2
+    assert len(list(cache.glob("h.annotations.*.npz"))) == 2
+    assert not list(tmp_path.glob("*.npz"))
 
 
 def test_urdf_hand_loads():

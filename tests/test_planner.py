@@ -112,12 +112,12 @@ def test_cli_skips_done_objects_and_survives_broken_files(tmp_path, capsys):
     (folder / "broken.obj").write_text("this is not a mesh\n")
     out = tmp_path / "out"
     args = [str(folder), "--out", str(out), "--starts", "8", "--steps", "150", "--no-pictures"]
-    assert plan_main(args) == 0
+    assert plan_main(args) == 1  # an object failed: non-zero exit status
     assert (out / "ball.json").exists() and not (out / "broken.json").exists()
     assert "broken" in (out / "errors.log").read_text()
     stamp = (out / "ball.json").stat().st_mtime_ns
     capsys.readouterr()
-    assert plan_main(args) == 0
+    assert plan_main(args) == 1
     text = capsys.readouterr()
     assert "ball: done before, skipped" in text.out + text.err
     assert (out / "ball.json").stat().st_mtime_ns == stamp

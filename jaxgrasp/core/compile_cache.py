@@ -47,13 +47,20 @@ log = logging.getLogger("jaxgrasp")
 _state: dict = {"done": False, "path": None}
 
 
-def default_cache_dir() -> Path:
-    """``$JAXGRASP_CACHE/xla``, else ``$XDG_CACHE_HOME/jaxgrasp/xla``, else ``~/.cache/jaxgrasp/xla``."""
+def cache_root() -> Path:
+    """jaxgrasp's folder in the user's cache: ``$JAXGRASP_CACHE``, else
+    ``$XDG_CACHE_HOME/jaxgrasp``, else ``~/.cache/jaxgrasp`` (the only place outside an output
+    folder that the library and the command lines write to)."""
     root = os.environ.get("JAXGRASP_CACHE")
     if root:
-        return Path(os.path.expanduser(root)) / "xla"
+        return Path(os.path.expanduser(root))
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "jaxgrasp" / "xla"
+    return Path(base) / "jaxgrasp"
+
+
+def default_cache_dir() -> Path:
+    """``$JAXGRASP_CACHE/xla``, else ``$XDG_CACHE_HOME/jaxgrasp/xla``, else ``~/.cache/jaxgrasp/xla``."""
+    return cache_root() / "xla"
 
 
 def _writable(path: Path) -> str | None:

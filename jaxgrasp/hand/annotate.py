@@ -17,9 +17,10 @@ For every hand the losses need:
 * **collision exclusions**: link pairs never tested for self-collision (a link with itself, parent
   and child, MJCF ``<exclude>`` pairs, and pairs whose hulls already overlap at the rest pose).
 
-Results are cached in ``<hand file stem>.annotations.<key>.npz`` beside the hand file (or in
-``~/.cache/jaxgrasp`` when that folder is read-only); the key hashes the compiled geometry, the
-options and any override file, so a change to the hand rebuilds it.
+Results are cached in ``<hand file stem>.annotations.<key>.npz`` in the user's cache
+(``~/.cache/jaxgrasp/annotations``, see :func:`cache_dir`; never beside the user's hand file); a
+cache file beside the hand file is read first (the bundled hands ship theirs). The key hashes the
+compiled geometry, the options and any override file, so a change to the hand rebuilds it.
 
 Command line (documented in the README)::
 
@@ -31,6 +32,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -39,13 +41,17 @@ import numpy as np
 import trimesh
 from scipy.spatial import ConvexHull, QhullError
 
+from jaxgrasp.core.compile_cache import cache_root
 from jaxgrasp.core.lie import quat_to_matrix_np
 from jaxgrasp.hand.mjcf import (
+    HandLoadError,
     compile_model,
     has_joint_above,
     read_tree,
     resolve_hand_path,
 )
+
+log = logging.getLogger("jaxgrasp")
 
 ANNOTATION_VERSION = 3
 DEFAULT_COUNTS = {"distal": 3, "middle": 2, "proximal": 2, "palm": 10}
@@ -402,38 +408,71 @@ def hand_annotations(model, tree, path: Path, *, num_samples: int = 2048,
     Args:
         model: the compiled MuJoCo model.
         tree: its :class:`jaxgrasp.hand.mjcf.TreeSpec`.
-        path: the hand file (the cache and the default override file sit beside it).
+        path: the hand file (the default override file sits beside it; a cache file beside it
+            is read, never written).
         num_samples: size of the dense surface sample.
         contacts: JSON override file: ``{"contacts": [{"body", "pos", "normal"}, ...]}`` (body
             frame, replaces every other source), and/or ``{"counts": {"distal": 3, "middle": 2,
             "proximal": 2, "palm": 10}, "palm_normal": [x, y, z]}`` to steer the derivation.
         cache: read and write the cache.
+
+    Raises:
+        HandLoadError: the override file is unreadable, or the hand has no collision geometry or
+            contact candidates (the message says what to add).
     """
     path = Path(path)
     default_override = path.with_name(path.stem + ".contacts.json")
     override_path = Path(contacts) if contacts is not None else (default_override if default_override.is_file() else None)
-    override = _load_override(override_path)
+    try:
+        override = _load_override(override_path)
+    except ValueError as e:
+        raise HandLoadError(str(e)) from e
     key = _cache_key(model, tree, num_samples, override)
     fname = f"{path.stem}.annotations.{key}.npz"
-    cands = [path.parent / fname, Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "jaxgrasp" / fname]
+    user = cache_dir()
+    # Read: beside the hand file (the bundled hands' committed caches), then the user's cache
+    # (and its root, where earlier versions wrote it); write: the user's cache only.
+    cands = [path.parent / fname, user / fname, user.parent / fname]
     if cache:
         for c in cands:
             if c.is_file():
                 with np.load(c) as f:
                     return {k: f[k] for k in f.files}
-    ann = compute_annotations(model, tree, num_samples=num_samples, override=override)
+    try:
+        ann = compute_annotations(model, tree, num_samples=num_samples, override=override)
+    except HandLoadError:
+        raise
+    except ValueError as e:  # what the hand file lacks, said for that file
+        raise HandLoadError(f"{path}: {e}") from e
     if cache:
-        for c in cands:
-            try:
-                c.parent.mkdir(parents=True, exist_ok=True)
-                np.savez_compressed(c, **ann)
-                break
-            except OSError:
-                continue
+        write_cache(user / fname, ann)
     return ann
 
 
-def main(argv: list[str] | None = None) -> None:
+def cache_dir() -> Path:
+    """Where annotation caches are written: ``annotations/`` in the user's jaxgrasp cache
+    (:func:`jaxgrasp.core.compile_cache.cache_root`, ``~/.cache/jaxgrasp`` by default)."""
+    return cache_root() / "annotations"
+
+
+def write_cache(target: Path, ann: dict) -> Path | None:
+    """Writes annotations atomically (concurrent runs never read a partial file); returns the
+    file, or None (with a warning) when it cannot be written: the run goes on without a cache."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **ann)
+        os.replace(tmp, target)
+        return target
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        log.warning("hand annotations not cached: cannot write %s (%s)", target, e)
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line (``python -m jaxgrasp.annotate``, which turns errors into one line)."""
     ap = argparse.ArgumentParser(prog="python -m jaxgrasp.annotate", description=__doc__.split("\n\n")[0])
     ap.add_argument("hand", help="bundled hand name or MJCF/URDF file")
     ap.add_argument("--samples", type=int, default=2048, help="dense surface samples (paper: 15555)")
@@ -447,7 +486,8 @@ def main(argv: list[str] | None = None) -> None:
     B = len(tree.body_names)
     print(f"{path}: {B} bodies, {len(tree.joint_names)} joints, {len(ann['contact_pos'])} contact candidates, "
           f"{len(ann['sample_pos'])} surface samples, hull planes per link <= {ann['hull_mask'].shape[1]}, "
-          f"{int(ann['collision_exclude'].sum() - B) // 2} excluded link pairs")
+          f"{int(ann['collision_exclude'].sum() - B) // 2} excluded link pairs; cache: {cache_dir()}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -60,8 +60,19 @@ def bundled_hands() -> tuple[str, ...]:
 
 
 def resolve_hand_path(name_or_path: str | os.PathLike) -> Path:
-    """Turn a bundled hand name or a file path into an existing file path."""
+    """Turn a bundled hand name or a file path into an existing file path.
+
+    A bundled hand's bare name (``"shadow"``) always means the bundled hand, never a file or
+    folder of that name in the working directory (write ``./shadow`` for those). A folder stands
+    for the one MJCF/URDF file inside it.
+
+    Raises:
+        HandLoadError: no such hand, or a folder without exactly one hand file.
+    """
     s = str(name_or_path)
+    bundled = robots_dir() / s / f"{s}.xml"
+    if "/" not in s and "\\" not in s and "." not in s and bundled.is_file():
+        return bundled.resolve()
     p = Path(s).expanduser()
     if p.is_file():
         return p.resolve()
@@ -69,10 +80,9 @@ def resolve_hand_path(name_or_path: str | os.PathLike) -> Path:
         cands = sorted(p.glob("*.xml")) + sorted(p.glob("*.urdf"))
         if len(cands) == 1:
             return cands[0].resolve()
-        raise HandLoadError(f"{p} is a folder; pass the hand file inside it (found {len(cands)} candidates)")
-    bundled = robots_dir() / s / f"{s}.xml"
-    if "/" not in s and "." not in s and bundled.is_file():
-        return bundled.resolve()
+        found = ", ".join(c.name for c in cands[:5]) + (", ..." if len(cands) > 5 else "")
+        raise HandLoadError(f"{p} is a folder with {len(cands)} MJCF/URDF files"
+                            + (f" ({found})" if cands else "") + "; pass the hand file itself")
     raise HandLoadError(
         f"no hand file '{s}': not an existing path and not a bundled hand "
         f"(bundled: {', '.join(bundled_hands()) or 'none found'})"
@@ -134,12 +144,16 @@ def compile_model(path: str | os.PathLike) -> mujoco.MjModel:
         if path.suffix.lower() == ".urdf" or re.search(r"<robot[\s>]", text):
             return mujoco.MjModel.from_xml_string(_urdf_to_xml_string(path))
         return mujoco.MjModel.from_xml_path(str(path))
+    except HandLoadError:  # the URDF preparation's own, already clear
+        raise
     except ValueError as e:
         msg = str(e)
         low = msg.lower()
-        if "resource not found" in low or "could not open file" in low or "file not found" in low:
-            raise HandLoadError(f"{path}: a file it references is missing: {msg.strip()}") from e
-        raise HandLoadError(f"{path}: MuJoCo could not compile it: {msg.strip()}") from e
+        if any(k in low for k in ("resource not found", "could not open file", "file not found",
+                                  "error opening file")):
+            raise HandLoadError(f"{path}: a file it references is missing: {' '.join(msg.split())}; "
+                                "check the paths (compiler meshdir, file=) relative to the hand file") from e
+        raise HandLoadError(f"{path}: MuJoCo could not compile it: {' '.join(msg.split())}") from e
 
 
 # ----------------------------------------------------------------------------------------------

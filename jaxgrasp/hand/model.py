@@ -18,6 +18,7 @@ from flax import struct
 
 from jaxgrasp.hand import annotate
 from jaxgrasp.hand.mjcf import (
+    HandLoadError,
     compile_model,
     read_couplings,
     read_tree,
@@ -129,7 +130,8 @@ def load_hand(
         contacts: a JSON override file for the contact candidates (see
             :func:`jaxgrasp.hand.annotate.hand_annotations`); default ``<file stem>.contacts.json``
             beside the hand file when it exists.
-        cache: read/write the annotation cache next to the hand file (or in the user cache).
+        cache: read the annotation cache (beside the hand file, then the user cache) and write it
+            (in the user cache only, ``~/.cache/jaxgrasp/annotations``).
         dtype: floating dtype of the model's arrays (``jnp.float32`` or ``jnp.float64``).
 
     Returns:
@@ -141,8 +143,11 @@ def load_hand(
     """
     path = resolve_hand_path(name_or_path)
     model = compile_model(path)
-    tree = read_tree(model, root)
-    coup = read_couplings(model, tree)
+    try:
+        tree = read_tree(model, root)
+        coup = read_couplings(model, tree)
+    except HandLoadError as e:  # say which file
+        raise HandLoadError(f"{path}: {e}") from e
     ann = annotate.hand_annotations(model, tree, path, num_samples=num_samples, contacts=contacts, cache=cache)
 
     f = lambda x: jnp.asarray(x, dtype=dtype)  # noqa: E731

@@ -35,12 +35,20 @@ from jaxgrasp.mesh.repair import (
     face_areas,
     merge_vertices,
     orient,
+    unique_rows,
 )
 
-# Largest bounding-box extent (in metres, after scaling) accepted without `check_units=False`:
-# graspable objects are well below 2 m, CAD/scan exports in millimetres are far above it.
+# Bounding-box extents (largest side, in metres, after scaling) accepted without
+# `check_units=False`: graspable objects are well below 2 m (CAD/scan exports in millimetres are
+# far above it) and above 5 mm (a file in metres read as millimetres is far below it).
 MAX_EXTENT_M = 2.0
+MIN_EXTENT_M = 0.005
 _UNIT_SCALES = {"m": 1.0, "cm": 0.01, "mm": 0.001}
+_UNIT_NAMES = {"m": "metres", "cm": "centimetres", "mm": "millimetres"}
+# A mesh thinner than this fraction of its extent along its thinnest axis is flat (a sheet).
+FLAT_RATIO = 1e-6
+# File formats load_object reads (trimesh without optional dependencies).
+MESH_FORMATS = (".obj", ".stl", ".ply", ".off", ".glb", ".gltf")
 
 
 @struct.dataclass
@@ -155,8 +163,12 @@ def load_object(path: str | os.PathLike, *, units: str = "m", scale: float | Non
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"mesh file not found: {path!r}")
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in MESH_FORMATS:
+        raise ValueError(f"mesh file {path!r}: unsupported format {suffix or '(no suffix)'!r}; "
+                         "convert it to OBJ, STL, PLY, OFF or GLB")
     if os.path.getsize(path) == 0:
-        raise ValueError(f"mesh file {path!r} is empty (0 bytes)")
+        raise ValueError(f"mesh file {path!r} is empty (0 bytes); export the mesh again")
     try:
         # process=False: no silent merging/cleaning by trimesh; every repair is ours and reported.
         mesh = trimesh.load(path, force="mesh", process=False)
@@ -167,7 +179,8 @@ def load_object(path: str | os.PathLike, *, units: str = "m", scale: float | Non
     faces = np.asarray(getattr(mesh, "faces", np.zeros((0, 3))), dtype=np.int64)
     if len(vertices) == 0 or len(faces) == 0:
         raise ValueError(f"mesh file {path!r} contains no triangles "
-                         f"({len(vertices)} vertices, {len(faces)} faces)")
+                         f"({len(vertices)} vertices, {len(faces)} faces); it is not a triangle "
+                         "mesh (text, points only, or a damaged file): export the surface again")
     return make_object(vertices, faces, units=units, scale=scale, source=path, **kwargs)
 
 
@@ -178,8 +191,9 @@ def make_object(vertices, faces, *, units: str = "m", scale: float | None = None
     """Checks, repairs and packs a triangle mesh given as arrays.
 
     Checks (ValueError when not repairable): empty mesh, NaN/inf vertices, face indices out of
-    range, a size that looks like millimetres (extent > 2 m; pass ``units``/``scale``, or
-    ``check_units=False``). Safe repairs, each reported: merge exactly coincident vertices, drop
+    range, no face of non-zero area, and, unless ``check_units=False``, a size that looks like
+    another unit (largest extent over 2 m or under 5 mm; pass ``units``/``scale``) or a flat
+    mesh (all vertices in one plane: a sheet without thickness). Safe repairs, each reported: merge exactly coincident vertices, drop
     degenerate faces (repeated index or collinear corners), drop duplicated faces and
     back-to-back face pairs (zero-volume sheets), drop unreferenced vertices, make the winding
     consistent per body, orient closed bodies outward, and keep or drop extra bodies.
@@ -194,7 +208,7 @@ def make_object(vertices, faces, *, units: str = "m", scale: float | None = None
       pad_vertices_to: number of vertex rows; default ``pad_to`` (or the next power of two
         above the vertex count if that is larger).
       dtype: float dtype of the arrays (float32 or float64).
-      check_units: raise when the extent looks like millimetres.
+      check_units: raise when the size looks like another unit or the mesh is flat (see above).
       source: name used in messages and the report.
 
     Returns:
@@ -233,11 +247,9 @@ def make_object(vertices, faces, *, units: str = "m", scale: float | None = None
     if scale != 1.0:
         v = v * scale
         repairs.append(f"scaled coordinates by {scale} to metres")
-    extent = float(np.ptp(v[np.unique(f)], axis=0).max())
-    if check_units and extent > MAX_EXTENT_M:
-        raise ValueError(f"{source}: largest extent is {extent:g} m, which looks like millimetres "
-                         f"(or centimetres); pass units='mm' (or scale=0.001), or "
-                         f"check_units=False if the object really is that large")
+    extent = float(np.ptp(v[_used(f, len(v))], axis=0).max())
+    if check_units and not MIN_EXTENT_M <= extent <= MAX_EXTENT_M:
+        raise ValueError(_unit_message(source, extent, scale))
 
     # The object's geometry is its vertices in `dtype`: round first, so that merging, the
     # degeneracy tests and every derived table see exactly the stored coordinates.
@@ -251,7 +263,10 @@ def make_object(vertices, faces, *, units: str = "m", scale: float | None = None
                         + ("" if consistent else ", inconsistent winding"))
     f = drop_bad_faces(v, f, findings, repairs)
     if len(f) == 0:
-        raise ValueError(f"{source}: no non-degenerate faces left after repair")
+        raise ValueError(f"{source}: every face has zero area (repeated or collinear corners), so "
+                         "there is no surface to grasp; export the mesh again with its triangles")
+    if check_units:
+        _check_not_flat(source, v[_used(f, len(v))])
     f, labels = orient(v, f, findings, repairs)
     n_bodies = int(labels.max()) + 1
     if n_bodies > 1:
@@ -263,7 +278,7 @@ def make_object(vertices, faces, *, units: str = "m", scale: float | None = None
                            f"{n_bodies - 1} other(s) ({int((~keep).sum())} faces)")
             f = f[keep]
             n_bodies = 1
-    used = np.unique(f)
+    used = np.nonzero(_used(f, len(v)))[0]
     if len(used) < len(v):
         repairs.append(f"dropped {len(v) - len(used)} unreferenced vertices")
         remap = np.full(len(v), -1, np.int64)
@@ -294,6 +309,41 @@ def make_object(vertices, faces, *, units: str = "m", scale: float | None = None
     return obj, report
 
 
+def _unit_message(source: str, extent: float, scale: float) -> str:
+    """Why an object's size is implausible, and which units would make it plausible."""
+    size = "too large (over" if extent > MAX_EXTENT_M else "too small (under"
+    limit = MAX_EXTENT_M if extent > MAX_EXTENT_M else MIN_EXTENT_M
+    fits = sorted(((u, extent / scale * s) for u, s in _UNIT_SCALES.items()
+                   if s != scale and MIN_EXTENT_M <= extent / scale * s <= MAX_EXTENT_M),
+                  key=lambda ue: abs(np.log(ue[1] / 0.1)))  # nearest to a 10 cm object first
+    hint = "; ".join(f"if the file is in {_UNIT_NAMES[u]} it is {e:.3g} m: pass units='{u}' "
+                     f"(command line: --units {u})" for u, e in fits) \
+        or "check the file's unit and pass units= or scale="
+    return (f"{source}: largest extent is {extent:.3g} m after scaling by {scale:g}, {size} "
+            f"{limit:g} m) for an object a hand grasps; {hint}; or check_units=False if the "
+            "object really is that size")
+
+
+def _check_not_flat(source: str, points: np.ndarray) -> None:
+    """Raises ValueError when the points lie in one plane (or on one line): a zero-thickness
+    sheet encloses nothing a hand can press on, and its inside cannot be told from outside."""
+    centred = points - points.mean(axis=0)
+    axes = np.linalg.svd(centred.T @ centred)[2]
+    spans = np.ptp(centred @ axes.T, axis=0)  # along the principal axes, thickest first
+    if spans[2] <= FLAT_RATIO * spans[0]:
+        raise ValueError(f"{source}: the mesh is flat (all {len(points)} vertices in one plane, "
+                         f"{spans[0]:.3g} m across, thickness {spans[2]:.2g} m): a hand cannot "
+                         "grasp a zero-thickness sheet; give the surface a thickness (solidify "
+                         "it) or pass check_units=False")
+
+
+def _used(f, n):
+    """(n,) bool: the vertices ``f`` references (an O(F) mask; ``np.unique`` sorts)."""
+    mask = np.zeros(n, bool)
+    mask[f.reshape(-1)] = True
+    return mask
+
+
 def _unit(x, fallback):
     """Normalizes rows; rows of zero length take the fallback rows."""
     norm = np.linalg.norm(x, axis=-1, keepdims=True)
@@ -318,8 +368,7 @@ def _pack(v, f, watertight, pad_to, pad_vertices_to, dtype) -> Object:
     vpn = _unit(vpn[f], np.broadcast_to(normals[:, None, :], (nf, 3, 3)))
     # Edge pseudonormals: sum of the unit normals of all faces on the edge.
     und = np.sort(np.stack([f, np.roll(f, -1, axis=1)], axis=-1), axis=-1).reshape(-1, 2)
-    _, inv = np.unique(und, axis=0, return_inverse=True)
-    inv = inv.reshape(-1)
+    inv = unique_rows(und)[2]
     epn = np.zeros((inv.max() + 1, 3))
     np.add.at(epn, inv, np.repeat(normals, 3, axis=0))
     epn = _unit(epn[inv].reshape(nf, 3, 3), np.broadcast_to(normals[:, None, :], (nf, 3, 3)))

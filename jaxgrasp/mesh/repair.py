@@ -13,10 +13,51 @@ import scipy.sparse
 import scipy.sparse.csgraph
 
 
+def unique_rows(a):
+    """``np.unique(a, axis=0, return_index=True, return_inverse=True, return_counts=True)``.
+
+    The same rows, in the same (lexicographic) order, with the same first-occurrence indices, but
+    by one stable sort of a scalar key (integer rows) or a lexsort (float rows) instead of NumPy's
+    sort of structured rows, which takes seconds per million rows (a 2-million-triangle mesh
+    needs several of these).
+
+    Args:
+      a: (N, K) array.
+
+    Returns:
+      (unique rows, index of each one's first occurrence, inverse (N,), counts).
+    """
+    a = np.asarray(a)
+    n, k = a.shape
+    if n == 0:
+        return a, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    order = None
+    if np.issubdtype(a.dtype, np.integer) and n and a.min() >= 0:
+        width = int(a.max()) + 1
+        if width ** k < 2 ** 62:  # the row as one int64: same order as the rows
+            key = np.zeros(n, np.int64)
+            for j in range(k):
+                key = key * width + a[:, j]
+            order = np.argsort(key, kind="stable")
+            s = key[order]
+            new = np.empty(n, bool)
+            new[0], new[1:] = True, s[1:] != s[:-1]
+    if order is None:
+        order = np.lexsort(a.T[::-1])  # stable, column 0 the primary key
+        s = a[order]
+        new = np.empty(n, bool)
+        new[0], new[1:] = True, np.any(s[1:] != s[:-1], axis=1)
+    inverse = np.empty(n, np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    starts = np.nonzero(new)[0]
+    first = order[starts]
+    return a[first], first, inverse, np.diff(np.append(starts, n))
+
+
 def merge_vertices(v, f, findings, repairs):
     """Merges exactly coincident vertices (STL stores three copies per face), keeping the order
     of first occurrence."""
-    uniq, first, inverse = np.unique(v, axis=0, return_index=True, return_inverse=True)
+    uniq, first, inverse, _ = unique_rows(v + 0.0)  # + 0.0: -0.0 and 0.0 are one vertex
     if len(uniq) == len(v):
         return v, f
     findings.append(f"{len(v) - len(uniq)} duplicate vertices (exactly coincident)")
@@ -45,36 +86,38 @@ def drop_bad_faces(v, f, findings, repairs):
                         "repeated vertex)")
         repairs.append(f"dropped {int(degenerate.sum())} zero-area faces")
         f = f[~degenerate]
+        if len(f) == 0:
+            return f
     # Canonical key: sorted vertex ids; orientation parity tells same/opposite winding.
     order = np.argsort(f, axis=1)
     key = np.take_along_axis(f, order, axis=1)
     # Parity of the sorting permutation (number of inversions mod 2): 0 = same orientation.
     parity = ((order[:, 0] > order[:, 1]).astype(int) + (order[:, 0] > order[:, 2])
               + (order[:, 1] > order[:, 2])) % 2
-    _, inv, cnt = np.unique(key, axis=0, return_inverse=True, return_counts=True)
-    inv = inv.reshape(-1)
+    _, first, inv, cnt = unique_rows(key)
     drop = np.zeros(len(f), bool)
     if (cnt > 1).any():
         n_pos = np.bincount(inv, weights=(parity == 0), minlength=len(cnt))
         n_neg = cnt - n_pos
-        # Keep |n_pos - n_neg| copies with the majority orientation: each opposite pair is a
-        # zero-volume sheet, each same-orientation copy a duplicate.
-        seen = np.zeros(len(cnt), np.int64)
-        keep_n = np.abs(n_pos - n_neg).astype(np.int64)
+        # Each opposite pair is a zero-volume sheet (dropped), and same-orientation copies are
+        # duplicates: keep one copy with the majority orientation when the two counts differ,
+        # none when they are equal. Kept: the first such copies in file order.
+        keep_n = (n_pos != n_neg).astype(np.int64)
         major = np.where(n_pos >= n_neg, 0, 1)
-        for i in np.nonzero(cnt[inv] > 1)[0]:
-            g = inv[i]
-            if parity[i] == major[g] and seen[g] < keep_n[g]:
-                seen[g] += 1
-            else:
-                drop[i] = True
+        multi = cnt[inv] > 1
+        cand = np.nonzero(multi & (parity == major[inv]))[0]
+        cand = cand[np.argsort(inv[cand], kind="stable")]  # grouped, file order within a group
+        g = inv[cand]
+        rank = np.arange(len(cand)) - np.searchsorted(g, g, side="left")
+        drop = multi.copy()
+        drop[cand[rank < keep_n[g]]] = False
         # A back-to-back pair inside a closed surface (one copy belongs to it, the other is a
-        # stray flipped copy) must keep one face: restore one where dropping opens an edge.
+        # stray flipped copy) must keep one face: restore the group's first face where dropping
+        # the whole group opens an edge.
         kept_counts = _edge_counts_of(f[~drop], f)
-        for g in np.unique(inv[drop]):
-            members = np.nonzero(inv == g)[0]
-            if drop[members].all() and (kept_counts[members[0]] == 1).any():
-                drop[members[0]] = False
+        emptied = (cnt > 1) & (np.bincount(inv[~drop], minlength=len(cnt)) == 0)
+        restore = first[emptied]
+        drop[restore[(kept_counts[restore] == 1).any(axis=1)]] = False
         pairs = int(np.minimum(n_pos, n_neg).sum())
         findings.append(f"{int((cnt[inv] > 1).sum())} faces in {int((cnt > 1).sum())} groups of "
                         f"duplicates ({pairs} back-to-back pairs enclosing zero volume)")
@@ -100,7 +143,7 @@ def edge_stats(f):
     """Per undirected edge: number of faces, and whether all 2-face edges are oppositely used."""
     directed = np.stack([f, np.roll(f, -1, axis=1)], axis=-1).reshape(-1, 2)
     und = np.sort(directed, axis=1)
-    uniq, inv, counts = np.unique(und, axis=0, return_inverse=True, return_counts=True)
+    uniq, _, inv, counts = unique_rows(und)
     forward = (directed[:, 0] < directed[:, 1]).astype(np.int64)
     n_fwd = np.bincount(inv.reshape(-1), weights=forward, minlength=len(uniq))
     consistent = bool(np.all(n_fwd[counts == 2] == 1))
@@ -117,8 +160,7 @@ def orient(v, f, findings, repairs):
     directed = np.stack([f, np.roll(f, -1, axis=1)], axis=-1).reshape(-1, 2)
     face_of = np.repeat(np.arange(nf), 3)
     und = np.sort(directed, axis=1)
-    _, inv, counts = np.unique(und, axis=0, return_inverse=True, return_counts=True)
-    inv = inv.reshape(-1)
+    _, _, inv, counts = unique_rows(und)
     # Face adjacency through manifold (2-face) edges only.
     two = counts[inv] == 2
     order = np.argsort(inv[two], kind="stable")
@@ -132,7 +174,7 @@ def orient(v, f, findings, repairs):
     if flip_rel.any():
         findings.append(f"inconsistent winding: {int(flip_rel.sum())} edges where neighbouring "
                         "faces disagree")
-        flips, orientable = _propagate_orientation(nf, pair_faces, flip_rel)
+        flips, orientable = _propagate_orientation(nf, pair_faces, flip_rel, labels)
         if orientable:
             repairs.append(f"flipped {int(flips.sum())} faces to make the winding consistent")
             f = np.where(flips[:, None], f[:, ::-1], f)
@@ -152,27 +194,30 @@ def orient(v, f, findings, repairs):
     return f, labels
 
 
-def _propagate_orientation(nf, pair_faces, flip_rel):
-    """Breadth-first search assigning a flip to each face so that all neighbours agree."""
-    nbr = [[] for _ in range(nf)]
-    for (a, b), rel in zip(pair_faces.tolist(), flip_rel.tolist()):
-        nbr[a].append((b, rel))
-        nbr[b].append((a, rel))
-    flips = np.zeros(nf, bool)
-    seen = np.zeros(nf, bool)
-    ok = True
-    for start in range(nf):
-        if seen[start]:
-            continue
-        seen[start] = True
-        stack = [start]
-        while stack:
-            a = stack.pop()
-            for b, rel in nbr[a]:
-                want = flips[a] ^ rel
-                if not seen[b]:
-                    seen[b], flips[b] = True, want
-                    stack.append(b)
-                elif flips[b] != want:
-                    ok = False
+def _propagate_orientation(nf, pair_faces, flip_rel, labels):
+    """A flip per face so that all neighbours agree, and whether one exists.
+
+    Vectorized for meshes of millions of faces: a breadth-first spanning forest (SciPy) from a
+    virtual root joined to the first face of every body, then the parity of each face's tree path
+    to the root by pointer jumping (log of the depth passes); the first face of a body keeps its
+    winding.
+    """
+    n = nf + 1  # node nf: the virtual root
+    roots = np.unique(labels, return_index=True)[1]
+    a = np.concatenate([pair_faces[:, 0], np.full(len(roots), nf)])
+    b = np.concatenate([pair_faces[:, 1], roots])
+    rel = np.concatenate([flip_rel, np.zeros(len(roots), bool)])
+    graph = scipy.sparse.coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n)).tocsr()
+    _, pred = scipy.sparse.csgraph.breadth_first_order(graph, nf, directed=False,
+                                                       return_predecessors=True)
+    key = np.minimum(a, b).astype(np.int64) * n + np.maximum(a, b)
+    order = np.argsort(key, kind="stable")
+    p = pred[:nf].astype(np.int64)  # every face is reached (its body's first face is a child)
+    faces = np.arange(nf)
+    x = rel[order[np.searchsorted(key[order], np.minimum(p, faces) * n + np.maximum(p, faces))]]
+    p, x = np.append(p, nf), np.append(x, False)  # the root is its own parent
+    while (p != nf).any():  # x: parity of the path from each node to p; halve the paths
+        x, p = x ^ x[p], p[p]
+    flips = x[:nf]
+    ok = bool(np.all((flips[pair_faces[:, 0]] ^ flips[pair_faces[:, 1]]) == flip_rel))
     return flips, ok

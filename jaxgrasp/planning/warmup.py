@@ -15,6 +15,7 @@ them before it exits, so that their compiled code reaches the cache for the next
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
@@ -150,6 +151,17 @@ class Heartbeat:
 def pending() -> list[threading.Thread]:
     """Warm-up and compilation threads of earlier calls that are still running."""
     return [t for t in threading.enumerate() if t.name in (THREAD_NAME, COMPILE_THREAD_NAME) and t.is_alive()]
+
+
+def finish_pending() -> None:
+    """Wait for :func:`pending` threads. Registered to run at interpreter exit: their compiled
+    code then reaches the persistent cache, and the interpreter is not torn down under a running
+    XLA compilation (which can crash it)."""
+    for t in pending():
+        t.join()
+
+
+atexit.register(finish_pending)
 
 
 def call_within(deadline: float, fn, *args):

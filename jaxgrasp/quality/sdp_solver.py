@@ -31,7 +31,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgrasp.quality.sdp_linalg import _inv, _max_step, _spd_inverse, _sweep_small, _sym
+from jaxgrasp.quality.sdp_linalg import (
+    _inv,
+    _max_step,
+    _spd_inverse,
+    _sweep_small,
+    _sym,
+)
 from jaxgrasp.quality.sos_program import BASIS, _coupling, _Ops, sos_structure
 
 
