@@ -67,7 +67,7 @@ from jaxgrasp.mesh.procedural import procedural_object
 from jaxgrasp.planning.api import plan_grasps
 from jaxgrasp.planning.grasp_io import grasp_to_dict
 from jaxgrasp.planning.planner import PlanConfig, Schedule, Shapes
-from jaxgrasp.planning.warmup import finish_pending, pending
+from jaxgrasp.planning.warmup import pending
 
 # An object whose centre is farther than this from the origin [m] is moved to the origin for
 # planning (float32 coordinates 1 km out resolve 0.1 mm only, and the exact-distance fallback
@@ -182,7 +182,12 @@ class _Run:
         if pending():  # a budgeted call returned while its code still compiles: cache it for next time
             print("finishing the compilation begun in the background, for the next run (Ctrl-C skips it)",
                   file=sys.stderr, flush=True)
-            finish_pending()
+            t_wait = time.perf_counter()
+            for t in pending():
+                while t.is_alive():  # a line every few seconds: never silent for long
+                    t.join(4.0)
+                    if t.is_alive():
+                        print(f"  still compiling ({time.perf_counter() - t_wait:.0f} s)", file=sys.stderr, flush=True)
         return EXIT_FAILED if any("error" in r for r in self.rows) else EXIT_OK
 
     def _plan_all(self, bar, handler: BarLog, out: Path, hand, cfg) -> None:
@@ -409,13 +414,13 @@ def summary_table(rows: list[dict], *, out: Path | None = None, units: str = "m"
 
 
 def exit_process(status: int) -> None:
-    """Ends the process with ``status``; after Ctrl-C without the interpreter's teardown, which
-    can crash (SIGSEGV) while a background thread is still inside an XLA compilation."""
-    if status == EXIT_INTERRUPTED:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(status)
-    sys.exit(status)
+    """Ends the process with ``status`` without the interpreter's teardown: it takes about 1 s
+    (XLA's runtime), and after Ctrl-C it can crash (SIGSEGV) while a background thread is still
+    inside an XLA compilation. Everything is written and closed by then (``main`` waits for the
+    background compilation of a normal run; files are written atomically)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 if __name__ == "__main__":

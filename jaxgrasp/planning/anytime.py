@@ -201,6 +201,7 @@ def plan_anytime(hand: HandModel, warm: Warmup, scene, cfg: PlanConfig, num_gras
                     state = None
                     break
                 state, info = out
+                warm.go()  # the steps have compiled: the warm-up may use the CPU now
                 done += n
                 steps += n
                 xs = np.asarray(engine.configs(state, params))  # (waits for the steps: the check below sees their time)

@@ -81,7 +81,12 @@ def plan_grasps(mesh, hand: str | HandModel = "shadow", *, num_grasps: int = 1, 
     with Heartbeat(log) as hb:
         hb.stage("optimizing %d starts for %d steps (the first call with new shapes compiles)",
                  cfg.shapes.num_starts, cfg.schedule.steps)
-        x, _ = optimize(hand_model, scene, x0, cfg, progress=progress)
+        def chunk_done(step: int, terms: dict) -> None:
+            warm.go()  # the first chunk has compiled: the warm-up may use the CPU now
+            if progress is not None:
+                progress(step, terms)
+
+        x, _ = optimize(hand_model, scene, x0, cfg, progress=chunk_done)
         if not warm.evaluation_ready.is_set():
             hb.stage("waiting for the evaluation to be prepared (screening mesh, compiled kernels)")
         prep = warm.prepared()

@@ -6,6 +6,8 @@ turn with the object: a mesh gets the same starts in whatever frame it comes.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -64,11 +66,21 @@ def _contact_pos(hand: HandModel, config: jnp.ndarray) -> jnp.ndarray:
     return pose_hand(hand, config).contact_pos
 
 
+# One compiled call each (cacheable) instead of op-by-op dispatch: starts are made on every planning call.
+_default_config = jax.jit(default_config)
+
+
+@functools.partial(jax.jit, static_argnums=(1,))
+def _rolls(key: jax.Array, num: int) -> jax.Array:
+    """``(num,)`` uniform roll angles in ``[0, 2 pi)``."""
+    return jax.random.uniform(key, (num,), minval=0.0, maxval=2 * jnp.pi)
+
+
 def grasp_point(hand: HandModel, opening: float) -> np.ndarray:
     """The palm's grasp point in the hand frame with the fingers at ``opening``: the centroid
     of the palm's contact candidates, moved 30% of the finger reach along the finger direction.
     Starts place it just outside the object; the annealing baseline rotates about it."""
-    cp = np.asarray(_contact_pos(hand, default_config(hand, opening)), np.float64)
+    cp = np.asarray(_contact_pos(hand, _default_config(hand, opening)), np.float64)
     f = np.asarray(hand.finger_direction, np.float64)
     on_palm = np.array([not has_joint_above(hand, int(b)) for b in np.asarray(hand.contact_body)])
     palm_c = cp[on_palm].mean(0) if on_palm.any() else np.zeros(3)
@@ -94,12 +106,12 @@ def initial_configs(hand: HandModel, radius: float, num: int, key: jax.Array, *,
     Returns:
         ``(num, 6 + I)`` configurations.
     """
-    x0 = default_config(hand, opening)
+    x0 = _default_config(hand, opening)
     a = np.asarray(hand.palm_normal, np.float64)
     f = np.asarray(hand.finger_direction, np.float64)
     s = np.cross(a, f)
     gp = grasp_point(hand, opening)
-    rolls = np.asarray(jax.random.uniform(key, (num,), minval=0.0, maxval=2 * np.pi))
+    rolls = np.asarray(_rolls(key, num))
     # The sphere's poles (its z) on the first axis: columns (2, 3, 1), a cyclic order, so a rotation.
     A = np.eye(3) if axes is None else np.asarray(axes, np.float64)[:, [1, 2, 0]]
     out = []

@@ -56,12 +56,21 @@ class Warmup:
         self.prepared_light = prep  # as given (without the screening mesh): the object itself
         self._prep: PreparedObject | None = None
         self._error: BaseException | None = None
+        self._go = threading.Event()
         if background:
             threading.Thread(target=self._run, name=THREAD_NAME, daemon=True).start()
         else:
+            self._go.set()
             self._run()
 
+    def go(self) -> None:
+        """Let the background work begin. The caller says when: after its steps' first chunk has
+        compiled, so that the compilation on the critical path does not share the CPU (and
+        Python's lock: tracing) with the warm-up. Waiting for the warm-up lets it begin too."""
+        self._go.set()
+
     def _run(self) -> None:
+        self._go.wait()
         hand, prep, scene, x0, cfg = self._args
         t = time.perf_counter()
 
@@ -93,6 +102,7 @@ class Warmup:
         """The object with its screening mesh once the evaluation is ready: waits up to
         ``timeout`` seconds (None: as long as it takes); None when not ready by then. Re-raises
         an error of the background work."""
+        self.go()
         if not self.evaluation_ready.wait(timeout):
             return None
         if self._error is not None:
@@ -102,6 +112,7 @@ class Warmup:
     def wait(self, timeout: float | None = None) -> bool:
         """Wait up to ``timeout`` seconds for everything (None: as long as it takes); whether it
         is done. Re-raises an error of the background work."""
+        self.go()
         ok = self.done.wait(timeout)
         if ok and self._error is not None:
             raise self._error

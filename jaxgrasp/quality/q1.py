@@ -52,12 +52,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy.spatial import ConvexHull, QhullError
 
+from jaxgrasp.core.compile_cache import cache_root
 from jaxgrasp.quality.sdp import SDPOptions, SOSSolution, sos_lower_bound, sos_solution
 
 
@@ -180,6 +182,25 @@ def edge_wrenches(p, n, c, *, mu: float, torque_scale: float, num_edges: int, xp
 def _directions_np(num: int, seed: int) -> np.ndarray:
     if num < 2 or num % 2:
         raise ValueError(f"num_directions must be an even number >= 2 (antipodal pairs), got {num}")
+    # 2,000 repulsion iterations take ~0.4 s: kept in the user's cache for the next process.
+    path = cache_root() / "wrench_directions" / f"{num}_{seed}.npy"
+    try:
+        return np.load(path)
+    except (OSError, ValueError):
+        pass
+    x = _repulsion(num, seed)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+        np.save(tmp, x)
+        os.replace(tmp, path)  # atomic: another process never reads half a file
+    except OSError:
+        pass
+    return x
+
+
+def _repulsion(num: int, seed: int) -> np.ndarray:
+    """The directions of :func:`wrench_directions`, computed."""
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(num // 2, 6))
     x /= np.linalg.norm(x, axis=1, keepdims=True)
