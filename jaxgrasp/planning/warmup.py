@@ -152,11 +152,14 @@ class Heartbeat:
         self._stop.set()
 
     def _beat(self) -> None:
-        while not self._stop.wait(self._every):
+        last = time.perf_counter()  # the last record of this heartbeat or of a stage
+        while not self._stop.wait(0.5):  # checks twice a second: a repeat is never late by more
             with self._lock:
                 what, since = self._what, self._since
-            if what and time.perf_counter() - since >= self._every:
-                self._log.info("%s (%.0f s so far)", what, time.perf_counter() - since)
+            now = time.perf_counter()
+            if what and now - max(last, since) >= self._every:
+                self._log.info("%s (%.0f s so far)", what, now - since)
+                last = now
 
 
 def pending() -> list[threading.Thread]:
