@@ -144,12 +144,11 @@ def plan_anytime(hand: HandModel, warm: Warmup, scene, cfg: PlanConfig, num_gras
         return deadline - time.perf_counter()
 
     def call(name: str, fn, *args):
-        """``fn(*args)``; its first call (a compilation) on a helper thread, within the budget
-        while nothing was evaluated. None when the budget ran out first."""
+        """``fn(*args)``; its first call (a compilation, or a lookup when compiled already) on a
+        helper thread, waited for until OVERTIME_S past the budget. None when that ran out first."""
         if name in compiled:
             return fn(*args)
-        limit = deadline if not len(archive) else deadline + OVERTIME_S
-        ok, out = call_within(limit, fn, *args)
+        ok, out = call_within(deadline + OVERTIME_S, fn, *args)
         if not ok:
             log.info("budget spent while compiling the steps (the compiled code is cached for the next call)")
             return None
