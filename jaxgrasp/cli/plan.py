@@ -67,7 +67,7 @@ from jaxgrasp.mesh.procedural import procedural_object
 from jaxgrasp.planning.api import plan_grasps
 from jaxgrasp.planning.grasp_io import grasp_to_dict
 from jaxgrasp.planning.planner import PlanConfig, Schedule, Shapes
-from jaxgrasp.planning.warmup import pending
+from jaxgrasp.planning.warmup import finish_pending, pending
 
 # An object whose centre is farther than this from the origin [m] is moved to the origin for
 # planning (float32 coordinates 1 km out resolve 0.1 mm only, and the exact-distance fallback
@@ -182,12 +182,8 @@ class _Run:
         if pending():  # a budgeted call returned while its code still compiles: cache it for next time
             print("finishing the compilation begun in the background, for the next run (Ctrl-C skips it)",
                   file=sys.stderr, flush=True)
-            t_wait = time.perf_counter()
-            for t in pending():
-                while t.is_alive():  # a line every few seconds: never silent for long
-                    t.join(4.0)
-                    if t.is_alive():
-                        print(f"  still compiling ({time.perf_counter() - t_wait:.0f} s)", file=sys.stderr, flush=True)
+            # A line every few seconds: never silent for long.
+            finish_pending(lambda s: print(f"  still compiling ({s:.0f} s)", file=sys.stderr, flush=True))
         return EXIT_FAILED if any("error" in r for r in self.rows) else EXIT_OK
 
     def _plan_all(self, bar, handler: BarLog, out: Path, hand, cfg) -> None:

@@ -241,8 +241,9 @@ def plan_anytime(hand: HandModel, warm: Warmup, scene, cfg: PlanConfig, num_gras
             raise BudgetSpentCompiling(
                 f"the time budget ({time_budget:g} s) was spent compiling ({'the steps' if xs is None else 'the evaluation'}); "
                 "the compiled code is cached: call again, or give a larger budget")
-        log.info("budget spent before any evaluation finished: evaluating the %d best starts past it", sch.eval_top)
-        for i in np.argsort(total)[:max(sch.eval_top, num_grasps)]:
+        best = np.argsort(total)[:max(sch.eval_top, num_grasps)]
+        log.info("budget spent before any evaluation finished: evaluating the %d best starts past it", len(best))
+        for i in best:
             m = evaluate(hand, prep, xs[i], cfg.evaluation, extras=False)
             archive.record((rnd - 1 if rnd else 0, int(i)), m, xs[i], steps=steps)
     extras = warm.wait(max(left(), 0.0) + OVERTIME_S)

@@ -93,7 +93,7 @@ def plan_grasps(mesh, hand: str | HandModel = "shadow", *, num_grasps: int = 1, 
         hb.stage("evaluating %d grasps exactly", len(x), announce=False)
         evaluate_starts(hand_model, prep, np.asarray(x), cfg, archive)
         if not warm.done.is_set():
-            hb.stage("waiting for the squeeze phase to compile")
+            hb.stage("waiting for the squeeze phase and the reporting metrics to compile")
         warm.wait()
         hb.stage("squeezing and evaluating the grasps", announce=False)
         squeeze_archive(hand_model, prep, scene, [k for k, _ in archive.ranked()], cfg, archive)

@@ -33,7 +33,7 @@ from jaxgrasp.hand.model import HandModel
 from jaxgrasp.mesh.geometry import closest_features, resolve_on_host, signed_distance
 from jaxgrasp.mesh.objects import Object, pow2_bucket
 from jaxgrasp.planning.engine import compile_ahead
-from jaxgrasp.planning.prepared import PreparedObject, object_trimesh, prepare_object  # noqa: F401 (re-exported)
+from jaxgrasp.planning.prepared import PreparedObject, prepare_object
 from jaxgrasp.planning.settings import EvalConfig
 from jaxgrasp.quality.q1 import (
     contact_weights,
@@ -232,18 +232,17 @@ def compile_extras(hand: HandModel, obj: Object, cfg) -> None:
     compile_ahead(_lower_bound, S((nc, 3), dtype), S((nc, 3), dtype), S((nc,), dtype), scalar, cfg.mu, min(16, nc))
 
 
-def compile_evaluation(hand: HandModel, prep: PreparedObject, config, cfg, *, extras: bool = False,
-                       all_sizes: bool = True) -> None:
+def compile_evaluation(hand: HandModel, prep: PreparedObject, config, cfg, *, all_sizes: bool = True) -> None:
     """Compile everything :func:`evaluate` may run for this hand and padded mesh size (the device
-    kernel and every padded size of the full-mesh pass; with ``extras`` :func:`evaluate_extras`
-    too), so that timed runs exclude compilation.
+    kernel and every padded size of the full-mesh pass; :func:`compile_extras` does
+    :func:`evaluate_extras`), so that timed runs exclude compilation.
 
     Args:
         config: any ``(6 + I,)`` configuration (centred frame), e.g. a start.
         all_sizes: every padded size of the full-mesh pass (False: the first, 256 points, which
             planned grasps need; deep penetrations need more and compile then).
     """
-    evaluate(hand, prep, config, cfg, extras=extras)
+    evaluate(hand, prep, config, cfg, extras=False)
     if prep.screening is None:
         return
     total, n = hand.num_contacts + hand.num_samples, 256

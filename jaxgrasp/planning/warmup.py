@@ -19,6 +19,7 @@ import atexit
 import logging
 import threading
 import time
+from typing import Callable
 
 import jax.numpy as jnp
 import numpy as np
@@ -167,12 +168,20 @@ def pending() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name in (THREAD_NAME, COMPILE_THREAD_NAME) and t.is_alive()]
 
 
-def finish_pending() -> None:
+def finish_pending(report: Callable[[float], None] | None = None, every: float = 4.0) -> None:
     """Wait for :func:`pending` threads. Registered to run at interpreter exit: their compiled
     code then reaches the persistent cache, and the interpreter is not torn down under a running
-    XLA compilation (which can crash it)."""
+    XLA compilation (which can crash it).
+
+    Args:
+        report: called with the seconds waited so far, every ``every`` seconds of waiting.
+    """
+    t0 = time.perf_counter()
     for t in pending():
-        t.join()
+        while t.is_alive():
+            t.join(every if report is not None else None)
+            if t.is_alive() and report is not None:
+                report(time.perf_counter() - t0)
 
 
 atexit.register(finish_pending)
@@ -197,12 +206,10 @@ def call_within(deadline: float, fn, *args):
             box["error"] = e
 
     t = threading.Thread(target=target, name=COMPILE_THREAD_NAME, daemon=True)
-    t0 = time.perf_counter()
     t.start()
-    while t.is_alive() and time.perf_counter() < deadline:
-        t.join(min(4.0, max(0.0, deadline - time.perf_counter())))
-        if t.is_alive() and time.perf_counter() < deadline:
-            log.info("compiling (%.0f s so far)", time.perf_counter() - t0)
+    with Heartbeat(log) as hb:
+        hb.stage("compiling", announce=False)
+        t.join(max(0.0, deadline - time.perf_counter()))
     if t.is_alive():
         return False, None
     if "error" in box:
