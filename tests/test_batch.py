@@ -99,7 +99,7 @@ def test_screening_mesh_rejects_a_coarse_level_early_and_bounds_the_chosen_one(m
     mesh = trimesh.creation.icosphere(subdivisions=5, radius=0.04)
     measured = []
     real = prepared._max_distance
-    monkeypatch.setattr(prepared, "_max_distance", lambda t, p: measured.append(len(p)) or real(t, p))
+    monkeypatch.setattr(prepared, "_max_distance", lambda t, p, *a: measured.append(len(p)) or real(t, p, *a))
     monkeypatch.setattr(prepared, "SCREEN_TOLERANCE", 1e-6)
     prep = prepare(mesh, CFG)
     coarse = prepared.object_trimesh(prep.screening)

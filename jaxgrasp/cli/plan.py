@@ -69,11 +69,7 @@ from jaxgrasp.planning.grasp_io import grasp_to_dict
 from jaxgrasp.planning.planner import PlanConfig, Schedule, Shapes
 from jaxgrasp.planning.warmup import finish_pending, pending
 
-# An object whose centre is farther than this from the origin [m] is moved to the origin for
-# planning (float32 coordinates 1 km out resolve 0.1 mm only, and the exact-distance fallback
-# then takes over; measured: 52 s instead of 1 s for a 5-step plan) and its results moved back.
-FAR_M = 10.0
-# Meshes with more faces are announced as slow to prepare (minutes on a laptop).
+# Meshes with more faces are announced as slower to prepare (about a minute for 2 M on 2 cores).
 LARGE_FACES = 500_000
 # Loader repairs every file of some formats needs (STL stores three copies of each vertex):
 # in the grasp file, not on the console.
@@ -232,30 +228,17 @@ class _Run:
 
 def load_job(job: Job, units: str) -> tuple:
     """The job's object, load report and the shift applied to it (None, or a (3,) vector [m]
-    added to the input frame's coordinates: objects farther than :data:`FAR_M` from the origin
-    are planned at the origin, see there).
+    added to the input frame's coordinates: objects farther than
+    :data:`~jaxgrasp.mesh.objects.FAR_M` from the origin are planned at the origin).
 
     Raises:
         ValueError, FileNotFoundError: the loader's clear errors.
     """
-    def arrays(dtype):
-        if job.path is None:  # a generated trimesh, in metres
-            return make_object(job.mesh.vertices, job.mesh.faces, dtype=dtype, source=job.source)
-        return load_object(job.source, units=units, dtype=dtype)
-
-    obj, report = arrays(np.float32)
-    com = np.asarray(obj.center_of_mass, np.float64)
-    if np.abs(com).max() <= FAR_M:
-        return obj, report, None
-    exact, _ = arrays(np.float64)  # the coordinates before float32 rounding
-    shift = -np.round(com, 3)
-    v = np.asarray(exact.vertices, np.float64)[: report.num_vertices] + shift
-    f = np.asarray(exact.faces)[: report.num_faces]
-    obj, _ = make_object(v, f, source=report.source)
-    moved = (f"moved {np.linalg.norm(shift):.4g} m to the origin for planning (float32 coordinates "
-             f"that far resolve only {np.abs(com).max() * 2.0 ** -23:.1g} m); poses and contacts "
-             "are moved back to the file's frame")
-    return obj, dataclasses.replace(report, repairs=report.repairs + (moved,)), shift
+    if job.path is None:  # a generated trimesh, in metres
+        obj, report = make_object(job.mesh.vertices, job.mesh.faces, source=job.source, recenter=True)
+    else:
+        obj, report = load_object(job.source, units=units, recenter=True)
+    return obj, report, None if report.offset is None else np.asarray(report.offset)
 
 
 def plan_object(job: Job, name: str, identity: dict, out: Path, hand, cfg, args, *, progress=None,
@@ -268,19 +251,18 @@ def plan_object(job: Job, name: str, identity: dict, out: Path, hand, cfg, args,
     """
     t0 = time.perf_counter()
     log.info("loading and checking the mesh")
-    obj, report, shift = load_job(job, args.units)
+    obj, report, _ = load_job(job, args.units)
     for line in load_notes(report.findings, report.repairs):
         say(f"{name}: {line}")
     if report.num_faces > LARGE_FACES:
-        say(f"{name}: {report.num_faces} faces: preparing the mesh takes minutes (a decimated copy plans faster)")
+        say(f"{name}: {report.num_faces} faces: the optimizer plans on a decimated copy, the evaluation "
+            "on the full mesh; preparing them takes about a minute")
     results = plan_grasps((obj, report), hand, num_grasps=args.grasps, config=cfg, progress=progress,
                           time_budget=args.budget)
     best = results[0]
     grasps = [grasp_to_dict(r) for r in results]
-    for g in grasps:
+    for g in grasps:  # in the file's frame (the planner moved them back by any shift)
         g["object"]["file"] = job.source
-        if shift is not None:
-            _move_grasp(g, -shift)
     data = {"schema": "jaxgrasp.plan/1", "input": identity,
             "units": {"lengths": "m", "angles": "rad", "file_to_m": float(report.scale),
                       "frame": "the mesh file's frame, scaled to metres"},
@@ -306,18 +288,6 @@ def plan_object(job: Job, name: str, identity: dict, out: Path, hand, cfg, args,
     return {"object": name, "valid": m["valid"], "q1": m["q1"], "penetration_mm": m["penetration_mm"],
             "contacts": m["num_contacts"], "time_s": time.perf_counter() - t0,
             "mesh": mesh_summary(report.findings, report.repairs)}
-
-
-def _move_grasp(g: dict, d: np.ndarray) -> None:
-    """Adds ``d`` to every position of a grasp dict (centre of mass, frames, palm, contacts)."""
-    o, p = g["object"], g["palm_pose"]
-    o["center_of_mass"] = (np.asarray(o["center_of_mass"]) + d).tolist()
-    for T in (o["T_input_centered"], p["matrix"]):
-        for i in range(3):
-            T[i][3] += float(d[i])
-    p["position"] = (np.asarray(p["position"]) + d).tolist()
-    pts = np.asarray(g["contacts"]["points"], np.float64).reshape(-1, 3)
-    g["contacts"]["points"] = (pts + d).tolist()
 
 
 def _to_json(data: dict) -> str:

@@ -30,6 +30,7 @@ import numpy as np
 from jaxgrasp.hand.collision import object_in_hand, self_penetration
 from jaxgrasp.hand.kinematics import pose_hand
 from jaxgrasp.hand.model import HandModel
+from jaxgrasp.mesh import local
 from jaxgrasp.mesh.geometry import closest_features, resolve_on_host, signed_distance
 from jaxgrasp.mesh.objects import Object, pow2_bucket
 from jaxgrasp.planning.engine import compile_ahead
@@ -156,7 +157,11 @@ def evaluate(hand: HandModel, prep: PreparedObject | Object, config, cfg, tm=Non
         near = np.nonzero(d_all <= band)[0]
         if len(near):
             idx = np.resize(near, _screen_bucket(len(near), len(p_all)))  # pads by repeating
-            full = _full_mesh(obj, jnp.asarray(p_all[idx]))
+            if prep.index is None:
+                full = _full_mesh(obj, jnp.asarray(p_all[idx]))
+            else:  # a large mesh: on the faces that can be nearest (jaxgrasp.mesh.local)
+                upper = local.nearest_upper_bound(prep.index, p_all[idx].astype(np.float64))
+                full = local.local_closest_features(obj, prep.index, p_all[idx], upper)
             d_near, n_near = resolve_on_host(obj, p_all[idx], full)
             d_all[idx], n_all[idx] = d_near, n_near
     d_c, d_s, n_c, n_s = d_all[:nc], d_all[nc:], n_all[:nc], n_all[nc:]
@@ -178,24 +183,49 @@ def evaluate(hand: HandModel, prep: PreparedObject | Object, config, cfg, tm=Non
         "valid": bool(q1 > 0 and pen <= limit and self_pen <= limit),
     }
     if extras:
-        m.update(evaluate_extras(hand, obj, x, cfg))
+        m.update(evaluate_extras(hand, prep, x, cfg))
     return m
 
 
 @jax.jit
-def _candidate_terms(hand: HandModel, obj: Object, x, alpha, beta, mu, torque_scale, directions):
-    """The candidates' positions, normals and generalized weights, and the Q1 upper bound.
+@jax.jit
+def _candidate_points(hand: HandModel, x):
+    """(C, 3) the posed contact candidates, centred frame."""
+    return pose_hand(hand, x).contact_pos
 
-    Floating-point distances (``exact=False``): these are reporting metrics, where a sign or
-    normal undecided within rounding at a tie would move a weight by a rounding error; and an
-    executable without the exact path's host callback can be kept in the persistent compile
-    cache (one with a callback is compiled again in every process).
-    """
+
+@jax.jit
+def _candidate_terms(hand: HandModel, x, d_c, n_c, alpha, beta, mu, torque_scale, directions):
+    """The candidates' positions and generalized weights, and the Q1 upper bound, from their
+    distances ``d_c (C,)`` and object normals ``n_c (C, 3)``."""
     posed = pose_hand(hand, x)
-    d_c, n_c = signed_distance(obj, posed.contact_pos + obj.center_of_mass.astype(x.dtype), exact=False)
     c = contact_weights(d_c, n_c, posed.contact_normal, alpha, beta)
     q1u = q1_upper(posed.contact_pos, n_c, c, mu=mu, torque_scale=torque_scale, directions=directions)
-    return posed.contact_pos, n_c, c, q1u
+    return posed.contact_pos, c, q1u
+
+
+def _candidate_distances(prep: PreparedObject | Object, cp) -> tuple[jax.Array, jax.Array]:
+    """Signed distances (C,) and normals (C, 3) of the candidates ``cp (C, 3)`` (centred frame).
+
+    Floating-point distances (``exact=False``): these feed reporting metrics, where a sign or
+    normal undecided within rounding at a tie would move a weight by a rounding error; and an
+    executable without the exact path's host callback can be kept in the persistent compile
+    cache (one with a callback is compiled again in every process). A large mesh is queried on
+    the faces that can be nearest (:mod:`jaxgrasp.mesh.local`).
+    """
+    obj = prep.obj if isinstance(prep, PreparedObject) else prep
+    if isinstance(prep, PreparedObject) and prep.index is not None:
+        p = np.asarray(cp + obj.center_of_mass.astype(cp.dtype))
+        res = local.local_closest_features(obj, prep.index, p, local.nearest_upper_bound(prep.index, p.astype(np.float64)))
+        return res.distance, res.normal
+    return _full_candidate_distances(obj, cp)
+
+
+@jax.jit
+def _full_candidate_distances(obj: Object, cp):
+    """Floating-point signed distances (C,) and normals (C, 3) of ``cp (C, 3)`` (centred frame)
+    on every face."""
+    return signed_distance(obj, cp + obj.center_of_mass.astype(cp.dtype), exact=False)
 
 
 @functools.partial(jax.jit, static_argnums=(4, 5))
@@ -203,31 +233,42 @@ def _lower_bound(p, n, c, torque_scale, mu: float, k_contacts: int):
     return q1_lower(p, n, c, mu=mu, torque_scale=torque_scale, k_contacts=k_contacts)
 
 
-def evaluate_extras(hand: HandModel, obj: Object, config, cfg) -> dict:
+def evaluate_extras(hand: HandModel, prep: PreparedObject | Object, config, cfg) -> dict:
     """Reporting metrics of one configuration, all with the generalized weights of every contact
     candidate: ``q1_generalized`` (exact Q1 by convex hull of 45 x T wrenches, ~0.1-0.3 s),
     ``q1_upper`` (eq. 3) and ``q1_lower`` (the SOS/SDP certificate of eq. 4 over the 16
-    highest-weight candidates, in the hand's dtype)."""
+    highest-weight candidates, in the hand's dtype).
+
+    Args:
+        prep: the prepared object (or an ``Object``: its full mesh, swept face by face).
+    """
     cfg = eval_config(cfg)
+    obj = prep.obj if isinstance(prep, PreparedObject) else prep
     x = jnp.asarray(config, dtype=hand.body_pos.dtype)
     size = float(obj.size)
     f = lambda v: jnp.asarray(v, x.dtype)  # noqa: E731
-    cp, n_c, c, q1u = _candidate_terms(hand, obj, x, f(cfg.alpha_per_size / size), f(cfg.beta), f(cfg.mu),
-                                       f(1.0 / size), f(wrench_directions(cfg.num_directions)))
+    d_c, n_c = _candidate_distances(prep, _candidate_points(hand, x))
+    cp, c, q1u = _candidate_terms(hand, x, d_c, n_c, f(cfg.alpha_per_size / size), f(cfg.beta), f(cfg.mu),
+                                  f(1.0 / size), f(wrench_directions(cfg.num_directions)))
     q1u = float(q1u)
     q1g = q1_exact(cp, n_c, c, mu=cfg.mu, torque_scale=1.0 / size, num_edges=cfg.num_edges)
     q1l = float(_lower_bound(cp, n_c, c, jnp.asarray(1.0 / size, x.dtype), cfg.mu, min(16, hand.num_contacts)))
     return {"q1_generalized": float(q1g), "q1_upper": q1u, "q1_lower": q1l}
 
 
-def compile_extras(hand: HandModel, obj: Object, cfg) -> None:
+def compile_extras(hand: HandModel, prep: PreparedObject | Object, cfg) -> None:
     """Compile the kernels of :func:`evaluate_extras` for this hand and padded mesh size, ahead of
-    time (nothing runs)."""
+    time (nothing runs; a large mesh's local sub-meshes compile as they come)."""
     cfg = eval_config(cfg)
+    obj = prep.obj if isinstance(prep, PreparedObject) else prep
     dtype = hand.body_pos.dtype
     S = jax.ShapeDtypeStruct
     scalar, nc = S((), dtype), hand.num_contacts
-    compile_ahead(_candidate_terms, hand, obj, S((6 + hand.num_independent,), dtype), scalar, scalar, scalar, scalar,
+    x = S((6 + hand.num_independent,), dtype)
+    compile_ahead(_candidate_points, hand, x)
+    if not (isinstance(prep, PreparedObject) and prep.index is not None):
+        compile_ahead(_full_candidate_distances, obj, S((nc, 3), dtype))
+    compile_ahead(_candidate_terms, hand, x, S((nc,), dtype), S((nc, 3), dtype), scalar, scalar, scalar, scalar,
                   S((cfg.num_directions, 6), dtype))
     compile_ahead(_lower_bound, S((nc, 3), dtype), S((nc, 3), dtype), S((nc,), dtype), scalar, cfg.mu, min(16, nc))
 
@@ -243,7 +284,7 @@ def compile_evaluation(hand: HandModel, prep: PreparedObject, config, cfg, *, al
             planned grasps need; deep penetrations need more and compile then).
     """
     evaluate(hand, prep, config, cfg, extras=False)
-    if prep.screening is None:
+    if prep.screening is None or prep.index is not None:  # local sub-meshes compile as they come
         return
     total, n = hand.num_contacts + hand.num_samples, 256
     dtype = hand.body_pos.dtype

@@ -288,7 +288,7 @@ def compile_plan(hand: HandModel, prep: PreparedObject, cfg: PlanConfig) -> None
     scene = make_scene(prep, cfg, dtype=hand.body_pos.dtype)
     x0 = start_configs(hand, prep.obj, cfg, jax.random.PRNGKey(cfg.seed))
     compile_evaluation(hand, prep, np.asarray(x0[0]), cfg.evaluation)
-    compile_extras(hand, prep.obj, cfg.evaluation)
+    compile_extras(hand, prep, cfg.evaluation)
     pose_jit(hand, x0[0])
     phase, params = main_phase(hand, cfg)
     state = engine.init(hand, scene, x0, params, phase)
@@ -366,8 +366,11 @@ def make_result(hand: HandModel, prep: PreparedObject, x: np.ndarray, metrics: d
     ev = cfg.evaluation if isinstance(cfg, PlanConfig) else (cfg or EvalConfig())
     obj, report, tm = prep.obj, prep.report, prep.mesh
     if extras and "q1_generalized" not in metrics:
-        metrics = {**metrics, **evaluate_extras(hand, obj, x, ev)}
-    com = np.asarray(obj.center_of_mass, np.float64)
+        metrics = {**metrics, **evaluate_extras(hand, prep, x, ev)}
+    # The centred frame's origin in the input frame (an object planned near the origin, see
+    # prepared.FAR_M, moves back by its shift).
+    back = -np.asarray(prep.shift, np.float64) if prep.shift is not None else np.zeros(3)
+    com = np.asarray(obj.center_of_mass, np.float64) + back
     posed = pose_jit(hand, jnp.asarray(x, hand.body_pos.dtype))
     T = np.asarray(posed.T_world_palm, np.float64).copy()
     T[:3, 3] += com
@@ -378,5 +381,5 @@ def make_result(hand: HandModel, prep: PreparedObject, x: np.ndarray, metrics: d
         joint_angles={k: float(v) for k, v in zip(hand.joint_names, np.asarray(posed.joint_angles))},
         contact_pos=cp, contact_normal=n, metrics=metrics, starts=starts,
         object_source=report.source if report is not None else "arrays", center_of_mass=com,
-        time_s=elapsed, report=report, object_vertices=np.asarray(tm.vertices), object_faces=np.asarray(tm.faces),
+        time_s=elapsed, report=report, object_vertices=np.asarray(tm.vertices) + back, object_faces=np.asarray(tm.faces),
     )

@@ -14,6 +14,7 @@ with at most four times its face count are not screened (it would not pay).
 from __future__ import annotations
 
 import logging
+import time
 
 import jax
 import jax.numpy as jnp
@@ -21,6 +22,7 @@ import numpy as np
 import trimesh
 from flax import struct
 
+from jaxgrasp.mesh import local
 from jaxgrasp.mesh.geometry import signed_distance
 from jaxgrasp.mesh.objects import LoadReport, Object, load_object, make_object
 
@@ -34,6 +36,8 @@ SCREEN_TOLERANCE = 0.002
 EVAL_POINTS = 2000
 # Default face count of the optimizer's mesh (Shapes.opt_faces).
 OPT_FACES = 1024
+# Full-mesh vertices the screening bound measures at most (a seeded subset beyond).
+BOUND_VERTICES = 200_000
 
 
 @struct.dataclass
@@ -50,6 +54,13 @@ class PreparedObject:
         loop_mesh: static: the optimizer's mesh (``mesh`` decimated to ``opt_faces``, or ``mesh``).
         opt_faces: static: the face limit ``loop_mesh`` was built with.
         report: static: the loader's report (None for an ``Object`` given directly).
+        index: static: for meshes of more than :data:`~jaxgrasp.mesh.local.LARGE_FACES` faces,
+            the host index through which full-mesh queries run on local sub-meshes; else None.
+        decimations: static: ``((faces, trimesh), ...)`` the decimations made so far (reused).
+        shift: static: None, or ``(3,)`` the vector [m] the loader added to the input's
+            coordinates to plan an object far from the origin near it (the report's ``offset``,
+            :data:`~jaxgrasp.mesh.objects.FAR_M`); ``obj``, ``mesh`` and the samples are in that
+            shifted frame, and the planner moves results back.
     """
 
     obj: Object
@@ -60,6 +71,9 @@ class PreparedObject:
     loop_mesh: trimesh.Trimesh = struct.field(pytree_node=False)
     opt_faces: int = struct.field(pytree_node=False)
     report: LoadReport | None = struct.field(pytree_node=False)
+    index: local.LocalIndex | None = struct.field(pytree_node=False, default=None)
+    decimations: tuple = struct.field(pytree_node=False, default=())
+    shift: tuple[float, float, float] | None = struct.field(pytree_node=False, default=None)
 
 
 def object_trimesh(obj: Object) -> trimesh.Trimesh:
@@ -72,7 +86,8 @@ def object_trimesh(obj: Object) -> trimesh.Trimesh:
 
 def as_object(mesh, *, units: str = "m") -> tuple[Object, LoadReport | None, trimesh.Trimesh]:
     """Accept a path, a trimesh mesh, a loaded ``(Object, LoadReport)`` or an ``Object``; return
-    ``(object, report or None, trimesh)``."""
+    ``(object, report or None, trimesh)``. Paths and trimesh meshes far from the origin are moved
+    near it (the report's ``offset``)."""
     if isinstance(mesh, PreparedObject):
         return mesh.obj, mesh.report, mesh.mesh
     if isinstance(mesh, tuple) and len(mesh) == 2 and isinstance(mesh[0], Object):
@@ -80,31 +95,61 @@ def as_object(mesh, *, units: str = "m") -> tuple[Object, LoadReport | None, tri
     elif isinstance(mesh, Object):
         obj, report = mesh, None
     elif isinstance(mesh, trimesh.Trimesh):
-        obj, report = make_object(mesh.vertices, mesh.faces, units=units)
+        obj, report = make_object(mesh.vertices, mesh.faces, units=units, recenter=True)
     else:
-        obj, report = load_object(mesh, units=units)
+        obj, report = load_object(mesh, units=units, recenter=True)
     return obj, report, object_trimesh(obj)
 
 
 def _decimate(tm: trimesh.Trimesh, max_faces: int, memo: dict) -> trimesh.Trimesh:
-    """``tm`` decimated to at most ``max_faces`` faces (quadric decimation), once per count."""
+    """``tm`` decimated to at most ``max_faces`` faces (quadric decimation), once per count.
+
+    Large meshes are decimated in steps of at most 8x (one call on millions of faces stops
+    short of a small target: fast_simplification's iteration limit), each step reusing the
+    largest decimation already made; a mesh that cannot be decimated further (open borders,
+    non-manifold edges) is kept at the count reached, with a warning.
+    """
     if len(tm.faces) <= max_faces:
         return tm
     if max_faces not in memo:
-        log.info("decimating %d faces to %d", len(tm.faces), max_faces)
-        memo[max_faces] = tm.simplify_quadric_decimation(face_count=max_faces)
+        done = [m for f, m in memo.items() if f > max_faces and len(m.faces) < len(tm.faces)]
+        cur = min(done, key=lambda m: len(m.faces)) if done else tm
+        log.info("decimating %d faces to %d for %s", len(tm.faces), max_faces,
+                 "the optimizer" if max_faces <= OPT_FACES else "the evaluation's pre-screening")
+        while len(cur.faces) > max_faces:
+            step = max(max_faces, len(cur.faces) // 8)
+            nxt = cur.simplify_quadric_decimation(face_count=step)
+            if len(nxt.faces) >= len(cur.faces):  # no progress: stalled
+                log.warning("decimation stopped at %d faces (asked for %d): the mesh's borders or "
+                            "non-manifold edges block it; planning on it is slower", len(cur.faces), max_faces)
+                break
+            memo.setdefault(step, nxt)
+            cur = nxt
+        memo[max_faces] = cur
     return memo[max_faces]
 
 
-def _max_distance(target: Object, points: np.ndarray) -> float:
-    """Largest unsigned distance [m] of ``points (n, 3)`` to ``target`` (floating-point path)."""
+def _max_distance(target: Object, points: np.ndarray, index: local.LocalIndex | None = None) -> float:
+    """Largest unsigned distance [m] of ``points (n, 3)`` to ``target`` (floating-point path;
+    through ``target``'s local index when given: a brute-force sweep of millions of faces per
+    point is what made large meshes slow)."""
+    if index is not None:
+        return float(local.unsigned_distance(index, points).max())
     d = signed_distance(target, jnp.asarray(points, target.vertices.dtype), exact=False)[0]
     return float(np.abs(np.asarray(d)).max())
 
 
-def _screening(tm: trimesh.Trimesh, obj: Object, eval_points: np.ndarray, memo: dict) -> tuple[Object | None, float]:
-    """The pre-screening object and its distance bound (see the module docstring), or ``(None, 0)``."""
+def _screening(tm: trimesh.Trimesh, obj: Object, eval_points: np.ndarray, memo: dict,
+               index: local.LocalIndex | None) -> tuple[Object | None, float]:
+    """The pre-screening object and its distance bound (see the module docstring), or ``(None, 0)``.
+
+    ``index``: the full object's local index (large meshes), through which the distances to the
+    full mesh are measured. The full mesh's side uses at most :data:`BOUND_VERTICES` of its
+    vertices (a seeded subset, with the even samples)."""
     dtype = np.dtype(obj.vertices.dtype.name)
+    verts = np.asarray(tm.vertices)
+    if len(verts) > BOUND_VERTICES:
+        verts = verts[np.random.default_rng(0).choice(len(verts), BOUND_VERTICES, replace=False)]
     for i, faces in enumerate(SCREEN_FACES):
         if len(tm.faces) <= 4 * faces:
             return None, 0.0
@@ -113,11 +158,12 @@ def _screening(tm: trimesh.Trimesh, obj: Object, eval_points: np.ndarray, memo: 
         # Both one-sided distances over vertices and dense samples of each side; the cheaper one
         # (full-mesh points to the decimated mesh) first, and a level already farther than the
         # tolerance on that side is rejected without measuring the other (but the last is kept).
-        d1 = _max_distance(coarse, np.concatenate([np.asarray(tm.vertices), eval_points]))
+        pts = np.concatenate([verts, eval_points])
+        d1 = _max_distance(coarse, pts)  # brute force on the coarse mesh's few faces
         if d1 > SCREEN_TOLERANCE and i < len(SCREEN_FACES) - 1:
             continue
         small_pts = np.concatenate([small.vertices, trimesh.sample.sample_surface_even(small, EVAL_POINTS, seed=0)[0]])
-        d = max(d1, _max_distance(obj, small_pts))
+        d = max(d1, _max_distance(obj, small_pts, index))
         if d <= SCREEN_TOLERANCE or i == len(SCREEN_FACES) - 1:
             return coarse, d
     return None, 0.0  # not reached: the last level is always returned
@@ -125,12 +171,17 @@ def _screening(tm: trimesh.Trimesh, obj: Object, eval_points: np.ndarray, memo: 
 
 def add_screening(prep: PreparedObject) -> PreparedObject:
     """``prep`` with its pre-screening mesh (a prepared object built with ``screen=False``; the
-    decimation of the optimizer's mesh is reused where the face counts agree)."""
+    optimizer mesh's decimations are reused), and for a large mesh its local index."""
     if prep.screening is not None:
         return prep
-    memo = {prep.opt_faces: prep.loop_mesh} if prep.loop_mesh is not prep.mesh else {}
-    coarse, bound = _screening(prep.mesh, prep.obj, np.asarray(prep.eval_points, np.float64), memo)
-    return prep.replace(screening=coarse, screening_bound=jnp.asarray(bound, prep.obj.vertices.dtype))
+    index = prep.index
+    if index is None and local.is_large(prep.obj):
+        t0 = time.perf_counter()
+        index = local.build_index(prep.obj)
+        log.info("indexed %d faces for local queries in %.1f s", len(index.radius), time.perf_counter() - t0)
+    memo = dict(prep.decimations)
+    coarse, bound = _screening(prep.mesh, prep.obj, np.asarray(prep.eval_points, np.float64), memo, index)
+    return prep.replace(screening=coarse, screening_bound=jnp.asarray(bound, prep.obj.vertices.dtype), index=index)
 
 
 def prepare_object(mesh, *, units: str = "m", opt_faces: int = OPT_FACES, screen: bool = True) -> PreparedObject:
@@ -151,10 +202,14 @@ def prepare_object(mesh, *, units: str = "m", opt_faces: int = OPT_FACES, screen
     if isinstance(mesh, PreparedObject) and mesh.opt_faces == opt_faces:
         return add_screening(mesh) if screen else mesh
     obj, report, tm = as_object(mesh, units=units)
+    shift = report.offset if report is not None else None
     pts = trimesh.sample.sample_surface_even(tm, EVAL_POINTS, seed=0)[0]
     pts = np.resize(pts, (EVAL_POINTS, 3))  # fixed count (repeats a few when the sampler is short)
     dtype = obj.vertices.dtype
+    memo = {}
+    loop_mesh = _decimate(tm, opt_faces, memo)
     prep = PreparedObject(obj=obj, screening=None, screening_bound=jnp.zeros((), dtype),
-                          eval_points=jnp.asarray(pts, dtype), mesh=tm, loop_mesh=_decimate(tm, opt_faces, {}),
-                          opt_faces=opt_faces, report=report)
+                          eval_points=jnp.asarray(pts, dtype), mesh=tm, loop_mesh=loop_mesh,
+                          opt_faces=opt_faces, report=report, decimations=tuple(sorted(memo.items())),
+                          shift=shift)
     return add_screening(prep) if screen else prep

@@ -89,7 +89,7 @@ class Warmup:
             pose_jit(hand, jnp.asarray(x, hand.body_pos.dtype))  # packaging's pose
             self._prep = prep
             self.evaluation_ready.set()
-            compile_extras(hand, prep.obj, cfg.evaluation)
+            compile_extras(hand, prep, cfg.evaluation)
             done("reporting metrics compiled")
             compile_squeeze(hand, scene, x0, cfg)
             done("squeeze compiled")
