@@ -53,7 +53,14 @@ from jaxgrasp.hand.model import load_hand
 from jaxgrasp.mesh.geometry import signed_distance
 from jaxgrasp.mesh.objects import make_object
 from jaxgrasp.planning.objective import active_sets, grasp_loss
-from jaxgrasp.planning.planner import PlanConfig, Shapes, main_phase, make_scene, prepare, start_configs
+from jaxgrasp.planning.planner import (
+    PlanConfig,
+    Shapes,
+    main_phase,
+    make_scene,
+    prepare,
+    start_configs,
+)
 from jaxgrasp.quality.q1 import contact_weights, q1_lower, q1_upper, wrench_directions
 
 F32 = np.float32

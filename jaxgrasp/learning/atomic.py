@@ -1,8 +1,13 @@
 """Atomic file writes of a dataset build: every file is written under a temporary name and
-renamed, so it is whole or absent (an interrupted build resumes from the files present)."""
+renamed, so it is whole or absent (an interrupted build resumes from the files present).
+
+A writer killed before its rename (SIGKILL, a crash) leaves its temporary ``<base>.tmp<pid><ext>``
+behind; the next write of the same file removes those of processes no longer running.
+"""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 from collections.abc import Callable
@@ -16,12 +21,46 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     base, ext = os.path.splitext(path)
     tmp = f"{base}.tmp{os.getpid()}{ext}"  # keep the extension: np.savez appends ".npz" otherwise
+    _remove_stale(base, ext)
     try:
         write(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _remove_stale(base: str, ext: str) -> None:
+    """Removes the temporaries of ``base + ext`` left by writers that were killed (their pid is
+    not running; a live pid's file is another writer's, in flight, and stays)."""
+    for stale in glob.glob(f"{glob.escape(base)}.tmp*{glob.escape(ext)}"):
+        pid = stale[len(base) + 4: len(stale) - len(ext)]
+        if pid.isdigit() and not _running(int(pid)):
+            try:
+                os.remove(stale)
+            except FileNotFoundError:  # removed meanwhile by another writer
+                pass
+
+
+def _running(pid: int) -> bool:
+    """Whether a process ``pid`` exists (signal 0 checks without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's
+        return True
+    return True
+
+
+def write_text(path: str, text: str) -> None:
+    """A text file."""
+
+    def w(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+
+    atomic_write(path, w)
 
 
 def write_json(path: str, data) -> None:
@@ -41,12 +80,6 @@ def write_npz(path: str, **arrays) -> None:
 
 def write_mesh(path: str, mesh: trimesh.Trimesh) -> None:
     """A mesh as OBJ, vertices with 10 decimals, in order (read back by ``data.read_mesh``)."""
-    text = trimesh.exchange.obj.export_obj(mesh, include_normals=False, include_color=False,
-                                           include_texture=False, digits=10)
-
-    def w(tmp):
-        with open(tmp, "w") as f:
-            f.write(text)
-
-    atomic_write(path, w)
+    write_text(path, trimesh.exchange.obj.export_obj(mesh, include_normals=False, include_color=False,
+                                                     include_texture=False, digits=10))
 

@@ -17,6 +17,7 @@ import jax
 import orbax.checkpoint as ocp
 
 from jaxgrasp.learning import model as M
+from jaxgrasp.learning.atomic import write_json
 from jaxgrasp.learning.config import ChamferWeights, TrainConfig
 from jaxgrasp.planning import losses
 from jaxgrasp.planning.settings import PlanConfig
@@ -70,8 +71,7 @@ def write_run(path: str, cfg: TrainConfig, mcfg: M.ModelConfig, manifest: dict) 
     run = {"train_config": dataclasses.asdict(cfg), "model_config": dataclasses.asdict(mcfg),
            "hand": manifest["hand"],
            "cameras": {k: manifest[k] for k in ("num_views", "height", "width", "intrinsics", "T_object_camera")}}
-    with open(path, "w") as f:
-        json.dump(run, f, indent=1)
+    write_json(path, run)  # atomic: a run killed while writing it still resumes (``--resume`` reads it)
 
 
 def read_run(run_dir: str) -> dict:

@@ -73,6 +73,7 @@ import json
 import logging
 import os
 import time
+import zipfile
 from collections.abc import Callable
 
 import jax.numpy as jnp
@@ -253,10 +254,10 @@ def build_dataset(config: DatasetConfig, out_dir: str | os.PathLike, progress: b
     """Build (or resume building) a dataset; returns its manifest.
 
     Steps: load and centre every object (``meshes/``); plan its ground truth (``gt/<name>.npz``,
-    skipped when present); split; render and write the shards (skipped when present and
-    whole); write ``manifest.json`` last. Every file is written under a temporary name and
-    renamed, so an interrupted build (Ctrl-C, a crash) resumes where it stopped. A folder built
-    with other settings is refused (``config.json`` differs).
+    skipped when present and readable); split; render and write the shards (skipped when
+    present and whole); write ``manifest.json`` last. Every file is written under a temporary
+    name and renamed, so an interrupted build (Ctrl-C, a crash, a kill) resumes where it
+    stopped. A folder built with other settings is refused (``config.json`` differs).
 
     Args:
         config: the build settings.
@@ -302,10 +303,8 @@ def build_dataset(config: DatasetConfig, out_dir: str | os.PathLike, progress: b
         # Plan and render the mesh exactly as stored (the OBJ keeps 10 decimals).
         mesh = read_mesh(mesh_path)
         gt_path = os.path.join(out_dir, "gt", f"{name}.npz")
-        if os.path.exists(gt_path):
-            with np.load(gt_path) as z:
-                gt = {k: z[k] for k in z.files}
-        else:
+        gt = _read_npz(gt_path)
+        if gt is None:
             t0 = time.perf_counter()
             gt = ground_truth(mesh, hand, config)
             stats["plan_s"] += time.perf_counter() - t0
@@ -398,6 +397,25 @@ def build_dataset(config: DatasetConfig, out_dir: str | os.PathLike, progress: b
     return manifest
 
 
+# What np.load raises for a file that is not a whole .npz (truncated: BadZipFile; empty:
+# EOFError). The build's own files are whole (atomic rename); one damaged otherwise (copied in
+# part, written by another tool) is computed and written again instead of stopping the build.
+_UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
+
+
+def _read_npz(path: str) -> dict | None:
+    """Every array of an ``.npz`` (read whole, so a damaged member fails its CRC check here);
+    None when the file is absent or unreadable."""
+    if not os.path.exists(path):
+        return None
+    try:
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    except _UNREADABLE:
+        log.warning("%s cannot be read: computing it again", path)
+        return None
+
+
 def _shard_ok(path: str, samples: list[tuple[int, int]]) -> bool:
     """A shard on disk holds exactly these samples (written whole, by the atomic rename)."""
     if not os.path.exists(path):
@@ -406,5 +424,5 @@ def _shard_ok(path: str, samples: list[tuple[int, int]]) -> bool:
         with np.load(path) as z:
             return (z["object_index"].tolist() == [o for o, _ in samples]
                     and z["rotation_index"].tolist() == [r for _, r in samples])
-    except (OSError, ValueError, KeyError):
+    except _UNREADABLE:
         return False

@@ -27,7 +27,9 @@ minutes on a 2-core CPU (docs/decisions.md, "Training schedule and size").
 Each epoch visits the training samples in an order fixed by the seed and the epoch number, so a
 run is deterministic and can be resumed mid-epoch. Checkpoints (Orbax): every epoch and on
 Ctrl-C / SIGTERM under ``OUT/checkpoints``; ``OUT/phase1`` holds the parameters at the end of
-phase 1, ``OUT/final`` at the end. ``OUT/log.jsonl`` gets one line per epoch: every loss term
+phase 1, ``OUT/final`` at the end. A run killed outright (SIGKILL, a crash) resumes from its
+last finished checkpoint and ends with the same parameters and log as an uninterrupted run
+(``tests/test_kill_resume.py``). ``OUT/log.jsonl`` gets one line per epoch: every loss term
 (mean over the epoch), the learning rate, and validation metrics (exact Q1, penetration,
 force-closure and valid rates by ``planner.evaluate``) on a fixed subset of the test split. At
 the end the test split is evaluated for phase 1 alone and for phase 1 + phase 2
@@ -58,6 +60,7 @@ from jaxgrasp.hand.kinematics import independent_angles
 from jaxgrasp.hand.model import HandModel, load_hand
 from jaxgrasp.learning import checkpoint as C
 from jaxgrasp.learning import model as M
+from jaxgrasp.learning.atomic import write_text
 from jaxgrasp.learning.config import (
     DEFAULT_DATA,
     ChamferWeights,
@@ -250,16 +253,26 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, fina
         C.write_run(run_path, cfg, mcfg, manifest)
 
     key = jax.random.PRNGKey(cfg.seed)
-    params = M.init_params(mcfg, jax.random.fold_in(key, 0), manifest["num_views"], manifest["height"],
-                           manifest["width"])
-    state = {"params": params, "opt_state": make_optimizer(specs[1]).init(params), "epoch": 0, "step_in_epoch": 0,
-             "step": 0, "phase": 1, "sums": {}, "key": key}
     mgr = C.manager(os.path.join(cfg.out, "checkpoints"), cfg.keep)
-    if resume and mgr.latest_step() is not None:
+    restoring = resume and mgr.latest_step() is not None
+
+    def init():
+        params = M.init_params(mcfg, jax.random.fold_in(key, 0), manifest["num_views"], manifest["height"],
+                               manifest["width"])
+        return params, make_optimizer(specs[1]).init(params)
+
+    # A resumed run's parameters come from its checkpoint, which needs only their shapes:
+    # eval_shape traces the initialisation once instead of running it op by op (2-4 s on a CPU).
+    params, opt_state = jax.eval_shape(init) if restoring else init()
+    state = {"params": params, "opt_state": opt_state, "epoch": 0, "step_in_epoch": 0, "step": 0, "phase": 1,
+             "sums": {}, "key": key}
+    if restoring:
         state = C.restore(mgr, state)
         print(f"resumed {cfg.out} at epoch {state['epoch']}, step {state['step']}", file=sys.stderr)
     vidx = val_indices(len(test_set), cfg.val_samples)
     log_path = os.path.join(cfg.out, "log.jsonl")
+    if resume:
+        _trim_log(log_path, state["epoch"])
     step_times = {1: [], 2: []}
 
     def on_term(signum, frame):
@@ -311,9 +324,12 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, fina
             rec.update({f"val_{k2}": v for k2, v in summarize(mv).items()})
             rec["time_s"] = time.perf_counter() - t_epoch
             state = {**state, "epoch": e + 1, "step_in_epoch": 0, "sums": {}}
-            C.save(mgr, state)
+            # The epoch's line before its checkpoint: a run killed between the two redoes the
+            # epoch, and its resume drops the line first (_trim_log); the other order would
+            # lose the line.
             with open(log_path, "a") as f:
                 f.write(json.dumps(rec) + "\n")
+            C.save(mgr, state)
             if callback is not None:
                 callback(rec)
             bar.set_postfix(phase=phase, loss=f"{rec['train_total']:.4g}", val_q1=f"{rec['val_q1_mean']:.3f}",
@@ -336,6 +352,25 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, fina
     if final_eval:
         summary["table"] = evaluate_run(cfg.out, refine_steps=0, progress=progress)
     return summary
+
+
+def _trim_log(path: str, epochs_done: int) -> None:
+    """Keeps the log lines of the ``epochs_done`` epochs a resumed run's checkpoint holds: lines
+    of later epochs (written just before a kill ended the run ahead of their checkpoint) and a
+    torn last line are dropped, so that every epoch has exactly one line once the run ends."""
+    if not os.path.exists(path):
+        return
+    keep = []
+    with open(path) as f:
+        for line in f:
+            try:
+                rec = json.loads(line)
+            except ValueError:  # torn by a kill mid-write: the last line
+                break
+            if not line.endswith("\n") or rec.get("epoch", 0) > epochs_done:
+                break
+            keep.append(line)
+    write_text(path, "".join(keep))
 
 
 def _median_tail(ts: list[float]) -> float | None:
