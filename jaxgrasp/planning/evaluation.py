@@ -9,12 +9,14 @@ Cost. The device part (posing, distances, hull tests) is one compiled call per h
 object size. On a large scan most of the work is the exact signed distance of the hand's 45 contact
 candidates and ~2k surface samples to ~16k triangles, so they are first measured against a
 decimated mesh (:class:`~jaxgrasp.planning.prepared.PreparedObject`'s ``screening``: 1,024 or 2,048
-faces), and only those inside it or within
-``screening_bound + contact_tolerance`` of it (the distance between the two surfaces, measured
-when the object is prepared) are measured again on the full mesh, in one call padded
-to 256, 512... points. That is exact: any other point is farther than the contact tolerance from
-the full surface, so it cannot touch it, and it cannot be inside the full mesh either (it would
-have to lie between the two surfaces). Force closure is decided by a small LP before the 6-D hull
+faces), and only those within ``screening_bound + contact_tolerance`` of it (the distance
+between the two surfaces, measured when the object is prepared), and of the points deeper
+inside those that may be the deepest, are measured again on the full mesh, in one call padded
+to 256, 512... points (on a large mesh, against the faces that can be nearest:
+:mod:`jaxgrasp.mesh.local`). That is exact: any other point outside is farther than the contact
+tolerance from the full surface, so it cannot touch it, nor be inside the full mesh (it would
+have to lie between the two surfaces); any other point inside is neither touching nor the
+deepest, which is all the metrics take from it. Force closure is decided by a small LP before the 6-D hull
 (:func:`jaxgrasp.quality.q1.hull_q1`).
 """
 
@@ -79,6 +81,11 @@ def _device(hand: HandModel, obj: Object, screening: Object | None, eval_points,
 def _full_mesh(obj: Object, points):
     """Floating-point closest features of ``points (n, 3)`` (input frame) to the full mesh."""
     return closest_features(obj, points, exact=False)
+
+
+# Widens the window of possibly deepest points beyond twice the screening bound [m] (rounding of
+# the float32 coarse distances).
+_DEEP_SLACK = 1e-5
 
 
 def _screen_bucket(n: int, total: int) -> int:
@@ -153,8 +160,17 @@ def evaluate(hand: HandModel, prep: PreparedObject | Object, config, cfg, tm=Non
         # measured on the full mesh, all in one call (module docstring); the others are outside
         # and not touching on both meshes.
         d_all, n_all = np.array(res.distance, np.float64), np.array(res.normal, np.float64)
-        band = float(prep.screening_bound) + cfg.contact_tolerance
-        near = np.nonzero(d_all <= band)[0]
+        bound = float(prep.screening_bound)
+        band = bound + cfg.contact_tolerance
+        # Points deeper than the band count only through the deepest of them (the penetration):
+        # measure those that may be the deepest on the full mesh (coarse depth within 2 bounds of
+        # the coarsely deepest); the others keep their coarse distances, off by at most the bound
+        # and never touching. Deep points are the costly ones: the full mesh's faces near them
+        # span their whole depth.
+        deep = d_all < -band
+        if deep.any():
+            deep &= -d_all < float((-d_all[deep]).max()) - 2 * bound - _DEEP_SLACK
+        near = np.nonzero((d_all <= band) & ~deep)[0]
         if len(near):
             idx = np.resize(near, _screen_bucket(len(near), len(p_all)))  # pads by repeating
             if prep.index is None:
