@@ -46,7 +46,7 @@ def make_mesh(faces: int, path: str) -> str:
     """A scan-like bottle of about ``faces`` triangles (a UV sphere stretched to 8 x 8 x 22 cm, with
     a waist and millimetre bumps: closed, smooth, every triangle small), written to ``path``."""
     n = int(round(np.sqrt(faces / 4)))
-    m = trimesh.creation.uv_sphere(radius=1.0, count=[2 * n, 2 * n])
+    m = trimesh.creation.uv_sphere(radius=1.0, count=[n, n])  # 4 n^2 faces
     v = m.vertices
     z = v[:, 2]
     r = 1 + 0.12 * np.sin(3 * z) + 0.01 * np.sin(40 * v[:, 0]) * np.cos(37 * v[:, 1]) * np.sin(29 * z)

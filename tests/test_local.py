@@ -116,3 +116,16 @@ def test_far_object_is_planned_near_the_origin_and_reported_in_its_frame():
     r = np.linalg.norm(best.contact_pos - best.center_of_mass, axis=1)
     assert len(r) and np.all(np.abs(r - 0.035) < 5e-3), r  # at the sphere (within the contact band), its frame
     assert best.time_s < 60
+
+
+def test_vertex_clustering_reduces_and_stays_on_the_surface():
+    """The fallback when quadric decimation stalls: far fewer faces, every vertex within a grid
+    cell of the surface."""
+    from jaxgrasp.planning.prepared import cluster_vertices
+
+    tm = _bumpy(6, 0.05, open_=False)  # 81,920 faces
+    out = cluster_vertices(tm, 1000)
+    assert 250 <= len(out.faces) <= 4000, len(out.faces)
+    cell = np.sqrt(4.0 * tm.area / 1000)
+    d = trimesh.proximity.closest_point(tm, out.vertices)[1]
+    assert d.max() < np.sqrt(3) * cell, (d.max(), cell)

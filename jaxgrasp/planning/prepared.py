@@ -36,6 +36,9 @@ SCREEN_TOLERANCE = 0.002
 EVAL_POINTS = 2000
 # Default face count of the optimizer's mesh (Shapes.opt_faces).
 OPT_FACES = 1024
+# Faces aimed at by the vertex clustering that replaces a stalled decimation (once per object:
+# every smaller level is decimated from it).
+CLUSTER_FACES = 8192
 # Full-mesh vertices the screening bound measures at most (a seeded subset beyond).
 BOUND_VERTICES = 200_000
 
@@ -101,6 +104,27 @@ def as_object(mesh, *, units: str = "m") -> tuple[Object, LoadReport | None, tri
     return obj, report, object_trimesh(obj)
 
 
+def cluster_vertices(tm: trimesh.Trimesh, faces: int) -> trimesh.Trimesh:
+    """``tm`` simplified by vertex clustering to about ``faces`` faces: vertices merged per cell of
+    a uniform grid (cell edge from the surface area: ``faces`` triangles of that size cover it),
+    at their mean; collapsed and duplicated faces dropped. Crude (it may join close sheets) but
+    it always reduces; the quadric decimation refines its result."""
+    h = np.sqrt(4.0 * tm.area / max(faces, 1))
+    v = np.asarray(tm.vertices)
+    cell = np.floor((v - v.min(axis=0)) / h).astype(np.int64)
+    _, inv = np.unique(cell, axis=0, return_inverse=True)
+    inv = inv.reshape(-1)
+    n = int(inv.max()) + 1
+    count = np.bincount(inv, minlength=n)[:, None]
+    nv = np.stack([np.bincount(inv, weights=v[:, k], minlength=n) for k in range(3)], axis=1) / count
+    f = inv[np.asarray(tm.faces)]
+    f = f[(f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 2] != f[:, 0])]
+    _, first = np.unique(np.sort(f, axis=1), axis=0, return_index=True)
+    out = trimesh.Trimesh(nv, f[np.sort(first)], process=False)
+    out.remove_unreferenced_vertices()
+    return out
+
+
 def _decimate(tm: trimesh.Trimesh, max_faces: int, memo: dict) -> trimesh.Trimesh:
     """``tm`` decimated to at most ``max_faces`` faces (quadric decimation), once per count.
 
@@ -122,6 +146,13 @@ def _decimate(tm: trimesh.Trimesh, max_faces: int, memo: dict) -> trimesh.Trimes
             # faces in 3 s, an 8x reduction not even in a minute), one step below it.
             step = max(max_faces, len(cur.faces) // 2) if len(cur.faces) > local.LARGE_FACES else max_faces
             nxt = cur.simplify_quadric_decimation(face_count=step)
+            if len(nxt.faces) >= len(cur.faces) and len(cur.faces) > 4 * max_faces:
+                # Stalled far above the target (fast_simplification refuses collapses around
+                # poles, slivers, borders; its stalled output can be degenerate): cluster the
+                # full mesh's vertices on a grid, then go on from there.
+                nxt = cluster_vertices(tm, max(4 * max_faces, CLUSTER_FACES))
+                memo.setdefault(CLUSTER_FACES, nxt)  # the next levels start from it
+                log.info("vertex clustering: %d -> %d faces", len(cur.faces), len(nxt.faces))
             if len(nxt.faces) >= len(cur.faces):  # no progress: stalled
                 log.warning("decimation stopped at %d faces (asked for %d): the mesh's borders or "
                             "non-manifold edges block it; planning on it is slower", len(cur.faces), max_faces)
