@@ -20,9 +20,9 @@ signed distance, exact=True: near surface, inside, 100 m away         576
 Q1 upper bound and contact weights: degenerate contact sets           3072
 Q1 upper bound: one contact                                           512
 Q1 lower bound (SDP): degenerate contact sets                         128
-forward kinematics: joint logits at +-1e3, angles at the limits       1536
+forward kinematics: joint logits at +-1e3, angles at the limits       2048
 planning loss (main phase): extreme configurations                    384
-total                                                                 13312
+total                                                                 13824
 ====================================================================  =====
 
 Meshes: an icosphere (80 faces), a box (12) and the box without its top (10 faces, open: the

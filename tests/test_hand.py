@@ -79,7 +79,11 @@ def test_annotations_lie_on_the_collision_surface(case):
     depth = np.max(np.where(m[sb], val, -np.inf), axis=1)
     assert depth.max() < 1.5e-3
     out = np.max(np.where(m[sb], np.einsum("shk,sk->sh", n[sb], sp + 0.01 * sn) + o[sb], -np.inf), axis=1)
-    assert np.mean(out > 0) > 0.95
+    # Only on links of one geom: on a link of several geoms (Menagerie's) a point pushed out of
+    # one geom can still lie inside the link's hull, between its geoms.
+    one = np.array([m_ is not None and "geom_planes" not in m_.metadata for m_ in meshes])
+    if one[sb].any():
+        assert np.mean(out[one[sb]] > 0) > 0.95
     assert np.allclose(np.linalg.norm(np.asarray(hand.contact_normal), axis=1), 1.0)
     # Contact normals point away from their link (outward).
     cb, cp, cn = (np.asarray(a) for a in (hand.contact_body, hand.contact_pos, hand.contact_normal))

@@ -285,6 +285,8 @@ def plan_object(job: Job, name: str, identity: dict, out: Path, hand, cfg, args,
     log.info("writing %s.json", name)
     _write_text(target, text)  # written last: its presence marks the object done
     m = best.metrics
+    if m.get("hint"):
+        log.warning("%s: no valid grasp; %s", name, m["hint"])
     return {"object": name, "valid": m["valid"], "q1": m["q1"], "penetration_mm": m["penetration_mm"],
             "contacts": m["num_contacts"], "time_s": time.perf_counter() - t0,
             "mesh": mesh_summary(report.findings, report.repairs)}

@@ -5,17 +5,21 @@ For every hand the losses need:
 * **contact candidates**: points on the finger pads and the palm with outward normals (the
   paper's 45 potential grasp points on the Shadow Hand). Taken, in this order of preference,
   from an override file ``<hand>.contacts.json``, from ``<site name="contact_...">`` elements in
-  the file (the site's z-axis is the outward normal), or derived automatically: each link's
-  *closing direction* is the velocity its joint gives it when the finger closes (towards the
-  larger side of the joint's range); pad candidates are surface points whose normal faces that
-  direction, spread by farthest-point sampling (3 on the distal link, 2 on the middle, 2 on the
-  proximal, 10 on the palm, configurable in the override file);
+  the file (the site's z-axis is the outward normal), or derived automatically
+  (:mod:`jaxgrasp.hand.derive`: pads face the way each link moves when its finger flexes, palm
+  candidates face the palm normal, none on an arm above the palm; 3 on the distal link, 2 on the
+  middle, 2 on the proximal, 10 on the palm, configurable in the override file); whatever their
+  source, doubtful candidates are *findings*, logged as warnings with what to change;
 * **surface samples**: a dense, Poisson-disk-like sample of the collision surface (farthest-point
   sampling of a 10x denser uniform sample, so the spacing is nearly uniform and the count exact);
+  an arm above the palm (a forearm, a wrist) gets at most 10% of them, after the hand's;
 * **link hulls**: each link's convex hull in H-representation ``n . x + offset <= 0`` (for the
-  self-collision loss and for object points inside the hand), padded to a common size;
+  self-collision loss and for object points inside the hand), padded to a common size; hulls of
+  more than 96 planes (detailed meshes) are simplified to at most 96 that contain them
+  (:func:`jaxgrasp.hand.derive.simplify_hull`, within 0.2 mm where 96 suffice);
 * **collision exclusions**: link pairs never tested for self-collision (a link with itself, parent
-  and child, MJCF ``<exclude>`` pairs, and pairs whose hulls already overlap at the rest pose).
+  and child, rigidly joined links, MJCF ``<exclude>`` pairs, and pairs whose hulls already overlap
+  at the rest pose).
 
 Results are cached in ``<hand file stem>.annotations.<key>.npz`` in the user's cache
 (``~/.cache/jaxgrasp/annotations``, see :func:`cache_dir`; never beside the user's hand file); a
@@ -43,6 +47,8 @@ from scipy.spatial import ConvexHull, QhullError
 
 from jaxgrasp.core.compile_cache import cache_root
 from jaxgrasp.core.lie import quat_to_matrix_np
+from jaxgrasp.hand import derive
+from jaxgrasp.hand.derive import DEFAULT_COUNTS, farthest_point_sample
 from jaxgrasp.hand.mjcf import (
     HandLoadError,
     compile_model,
@@ -50,13 +56,12 @@ from jaxgrasp.hand.mjcf import (
     read_tree,
     resolve_hand_path,
 )
+from jaxgrasp.hand.structure import arm_bodies, rigid_groups
 
 log = logging.getLogger("jaxgrasp")
 
 ANNOTATION_VERSION = 3
-DEFAULT_COUNTS = {"distal": 3, "middle": 2, "proximal": 2, "palm": 10}
-_PAD_COS = np.cos(np.deg2rad(40.0))  # a pad point's normal is within 40 deg of closing
-_PALM_COS = np.cos(np.deg2rad(30.0))
+_ARM_SHARE = 0.1  # at most this fraction of the surface samples lies on an arm above the palm
 
 
 # ----------------------------------------------------------------------------------------------
@@ -68,8 +73,9 @@ def geom_mesh(model: mujoco.MjModel, g: int) -> trimesh.Trimesh | None:
     """A MuJoCo geom as a triangle mesh in its body's frame (``None`` for planes/height fields).
 
     Primitives are tessellated coarsely (80-face spheres, 8-segment capsules and 16-sided
-    cylinders: within ~5% of the radius) so each link hull stays under ~100 half-spaces; the
-    samples, contacts and hulls all come from these same meshes, so they agree exactly.
+    cylinders: within ~5% of the radius) so each link hull stays under ~100 half-spaces; a
+    non-convex mesh becomes its convex hull, which is what MuJoCo collides. The samples,
+    contacts and hulls all come from these same meshes, so they agree exactly.
     """
     G = mujoco.mjtGeom
     t, size = int(model.geom_type[g]), model.geom_size[g]
@@ -90,6 +96,9 @@ def geom_mesh(model: mujoco.MjModel, g: int) -> trimesh.Trimesh | None:
         fa, fn = model.mesh_faceadr[mid], model.mesh_facenum[mid]
         m = trimesh.Trimesh(model.mesh_vert[va:va + vn].astype(np.float64),
                             model.mesh_face[fa:fa + fn].astype(np.int64), process=False)
+        if not m.is_convex:
+            m = m.convex_hull
+            m.metadata["hulled"] = True
     else:
         return None
     T = np.eye(4)
@@ -105,13 +114,22 @@ def _collision_geoms(model: mujoco.MjModel) -> np.ndarray:
 
 
 def link_meshes(model: mujoco.MjModel, tree) -> list[trimesh.Trimesh | None]:
-    """Collision geometry of each hand body in its own frame (``None`` for bodies without)."""
+    """Collision geometry of each hand body in its own frame (``None`` for bodies without).
+
+    A body of several geoms gets their concatenation, with each geom's hull planes in
+    ``metadata["geom_planes"]`` (derived contact candidates are never points of one geom
+    buried in another: :func:`jaxgrasp.hand.derive.on_surface`; the surface samples keep them)."""
     coll = _collision_geoms(model)
     out: list[trimesh.Trimesh | None] = []
     for b in tree.body_ids:
         parts = [geom_mesh(model, g) for g in range(model.ngeom) if model.geom_bodyid[g] == b and coll[g]]
         parts = [p for p in parts if p is not None and len(p.faces)]
-        out.append(trimesh.util.concatenate(parts) if parts else None)
+        mesh = trimesh.util.concatenate(parts) if parts else None
+        if len(parts) > 1:
+            mesh.metadata["geom_planes"] = [_hull_planes(p) for p in parts]
+        if any(p.metadata.get("hulled") for p in parts):
+            mesh.metadata["hulled"] = True
+        out.append(mesh)
     return out
 
 
@@ -123,25 +141,6 @@ def _rest_poses(model: mujoco.MjModel, tree) -> tuple[np.ndarray, np.ndarray]:
     R = np.stack([T_root_world[:3, :3] @ data.xmat[b].reshape(3, 3) for b in tree.body_ids])
     t = np.stack([T_root_world[:3, :3] @ data.xpos[b] + T_root_world[:3, 3] for b in tree.body_ids])
     return R, t
-
-
-def farthest_point_sample(points: np.ndarray, k: int, start: int = 0) -> np.ndarray:
-    """Indices of ``k`` points spread by greedy farthest-point sampling (deterministic)."""
-    n = len(points)
-    if k >= n:
-        return np.arange(n)
-    idx = np.empty(k, dtype=np.int64)
-    idx[0] = start
-    d = np.sum((points - points[start]) ** 2, axis=1)
-    for i in range(1, k):
-        idx[i] = int(np.argmax(d))
-        d = np.minimum(d, np.sum((points - points[idx[i]]) ** 2, axis=1))
-    return idx
-
-
-def _surface(mesh: trimesh.Trimesh, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    pts, face = trimesh.sample.sample_surface(mesh, count, seed=seed)
-    return pts, mesh.face_normals[face]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -159,98 +158,6 @@ def _site_contacts(model: mujoco.MjModel, tree) -> list[tuple[int, np.ndarray, n
             normal = quat_to_matrix_np(model.site_quat[s])[:, 2]
             out.append((index[b], model.site_pos[s].copy(), normal))
     return out
-
-
-def _closing_directions(model, tree, R_rest, t_rest):
-    """Per body: a function x -> unit closing velocity at hand-frame point x (or None)."""
-    B = len(tree.body_ids)
-    funcs: list = [None] * B
-    for b in range(B):
-        # The nearest ancestor-or-self body with joints; among its joints the widest range.
-        a = b
-        while a >= 0 and not tree.body_joints[a]:
-            a = tree.body_parent[a]
-        if a <= 0 and (a < 0 or not tree.body_joints[0]):
-            continue
-        j = max(tree.body_joints[a], key=lambda k: tree.joint_upper[k] - tree.joint_lower[k])
-        lo, hi = tree.joint_lower[j], tree.joint_upper[j]
-        sign = 1.0 if abs(hi - tree.joint_ref[j]) >= abs(lo - tree.joint_ref[j]) else -1.0
-        axis = R_rest[a] @ tree.joint_axis[j]
-        anchor = R_rest[a] @ tree.joint_anchor[j] + t_rest[a]
-        if tree.joint_types[j] == "hinge":
-            funcs[b] = (lambda x, axis=axis, anchor=anchor, s=sign: s * np.cross(axis, x - anchor))
-        else:
-            funcs[b] = (lambda x, axis=axis, s=sign: np.broadcast_to(s * axis, x.shape))
-    return funcs
-
-
-def _chains(tree, meshes) -> list[list[int]]:
-    """Finger chains: for every leaf body, the bodies with geometry from the root's child down."""
-    children = {i: [] for i in range(len(tree.body_ids))}
-    for i, p in enumerate(tree.body_parent):
-        if p >= 0:
-            children[p].append(i)
-    chains = []
-    for leaf in (i for i in children if not children[i] and i != 0):
-        chain, b = [], leaf
-        while b > 0:
-            if meshes[b] is not None:
-                chain.append(b)
-            b = tree.body_parent[b]
-        # Bodies rigidly attached to the root (no joint between) belong to the palm.
-        chain = [c for c in chain if has_joint_above(tree, c)]
-        if chain:
-            chains.append(chain[::-1])
-    return chains
-
-
-def _auto_contacts(model, tree, meshes, R_rest, t_rest, counts, palm_normal_override):
-    funcs = _closing_directions(model, tree, R_rest, t_rest)
-    chains = _chains(tree, meshes)
-    if not chains:
-        raise ValueError("cannot derive contact candidates: no finger link with collision geometry")
-    out: list[tuple[int, np.ndarray, np.ndarray]] = []
-    closing_at_base = []
-    for chain in chains:
-        roles = ["distal", "middle", "proximal"][: len(chain)]
-        for role, b in zip(roles, chain[::-1]):
-            if funcs[b] is None:
-                continue
-            pts_b, nrm_b = _surface(meshes[b], 3000, seed=b)
-            pts = pts_b @ R_rest[b].T + t_rest[b]
-            nrm = nrm_b @ R_rest[b].T
-            # One closing direction per link, taken at its centroid: per-point velocities near
-            # the joint axis point along the link and would make its end faces look like pads.
-            v = funcs[b](meshes[b].centroid[None] @ R_rest[b].T + t_rest[b])[0]
-            if np.linalg.norm(v) < 1e-9:
-                continue
-            score = nrm @ (v / np.linalg.norm(v))
-            cand = np.nonzero(score > _PAD_COS)[0]
-            if len(cand) < counts[role]:
-                cand = np.argsort(-score)[: max(counts[role] * 20, 20)]
-            # Start from the most pad-like point so the sample is centred on the pad.
-            sel = cand[farthest_point_sample(pts[cand], counts[role], start=int(np.argmax(score[cand])))]
-            out += [(b, pts_b[i], nrm_b[i]) for i in sel]
-            if role == roles[-1]:
-                c = meshes[b].centroid @ R_rest[b].T + t_rest[b]
-                v0 = funcs[b](c[None])[0]
-                if np.linalg.norm(v0) > 1e-9:
-                    closing_at_base.append(v0 / np.linalg.norm(v0))
-    palm_normal = np.asarray(palm_normal_override, float) if palm_normal_override is not None else (
-        np.mean(closing_at_base, axis=0) if closing_at_base else np.array([0.0, 0.0, 1.0]))
-    palm_normal = palm_normal / np.linalg.norm(palm_normal)
-    palm_bodies = [b for b in range(len(tree.body_ids)) if meshes[b] is not None and not has_joint_above(tree, b)]
-    for b in palm_bodies:
-        pts_b, nrm_b = _surface(meshes[b], 4000, seed=1000 + b)
-        pts, nrm = pts_b @ R_rest[b].T + t_rest[b], nrm_b @ R_rest[b].T
-        score = nrm @ palm_normal
-        cand = np.nonzero(score > _PALM_COS)[0]
-        if len(cand) == 0:
-            continue
-        k = max(1, round(counts["palm"] / len(palm_bodies)))
-        sel = cand[farthest_point_sample(pts[cand], k, start=int(np.argmin(np.linalg.norm(pts[cand] - pts[cand].mean(0), axis=1))))]
-        out += [(b, pts_b[i], nrm_b[i]) for i in sel]
-    return out, palm_normal
 
 
 def _load_override(path: Path | None) -> dict:
@@ -292,6 +199,10 @@ def _exclusions(model, tree, meshes, planes, R_rest, t_rest) -> np.ndarray:
     for b, p in enumerate(tree.body_parent):
         if p >= 0:
             ex[b, p] = ex[p, b] = True
+    # Bodies rigidly joined (no moving joint between them, e.g. a forearm and a fixed wrist's
+    # palm) never move relative to each other: nothing to check.
+    group = np.array(rigid_groups(tree))
+    ex |= group[:, None] == group[None, :]
     index = {bid: i for i, bid in enumerate(tree.body_ids)}
     for sig in getattr(model, "exclude_signature", np.zeros(0, dtype=np.int64)):
         b1, b2 = int(sig) >> 16, int(sig) & 0xFFFF
@@ -317,7 +228,23 @@ def _exclusions(model, tree, meshes, planes, R_rest, t_rest) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 
 
-def _cache_key(model: mujoco.MjModel, tree, num_samples: int, override: dict) -> str:
+def _key_extras(model: mujoco.MjModel, tree, override: dict, meshes: list) -> list:
+    """What else a hand's annotations depend on, named only where it applies (so the keys of
+    hands it does not concern, such as the bundled ones, stay as they were)."""
+    planes = [_hull_planes(m) for m in meshes]
+    extras = []
+    if any(m is not None and m.metadata.get("hulled") for m in meshes):
+        extras.append(["non-convex meshes as their hulls"])
+    if "contacts" not in override and not _site_contacts(model, tree):
+        extras.append(["derived", derive.DERIVATION_VERSION])
+    if tree.palm or tree.fixed_joints:
+        extras.append(["arm", tree.palm, list(tree.fixed_joints), _ARM_SHARE])
+    if any(len(p) > derive.MAX_HULL_PLANES for p in planes):
+        extras.append(["hulls", derive.MAX_HULL_PLANES, derive.HULL_TOLERANCE])
+    return extras
+
+
+def _cache_key(model: mujoco.MjModel, tree, num_samples: int, override: dict, extras: list) -> str:
     h = hashlib.sha256()
     h.update(str(ANNOTATION_VERSION).encode())
     for arr in (model.body_pos, model.body_quat, model.geom_type, model.geom_size, model.geom_pos,
@@ -326,11 +253,64 @@ def _cache_key(model: mujoco.MjModel, tree, num_samples: int, override: dict) ->
                 model.jnt_pos, model.jnt_range, model.qpos0):
         h.update(np.ascontiguousarray(arr).tobytes())
     h.update(json.dumps([tree.body_names, tree.joint_names, num_samples, override], sort_keys=True).encode())
+    if extras:
+        h.update(json.dumps(extras).encode())
     return h.hexdigest()[:16]
 
 
-def compute_annotations(model, tree, *, num_samples: int = 2048, override: dict | None = None) -> dict:
-    """Compute all annotations (see the module docstring) as a dict of NumPy arrays."""
+def _surface_samples(meshes, R_rest, t_rest, bodies: list[int], count: int, seed: int):
+    """``count`` samples (body, body-frame point, normal) of the bodies' surface: a farthest-point
+    subsample of a 10x denser uniform sample, so the spacing is nearly uniform."""
+    union = trimesh.util.concatenate([meshes[b].copy().apply_transform(_T(R_rest[b], t_rest[b])) for b in bodies])
+    face_body = np.concatenate([np.full(len(meshes[b].faces), b) for b in bodies])
+    dense, face = trimesh.sample.sample_surface(union, 10 * count, seed=seed)
+    keep = farthest_point_sample(dense, count)
+    sb = face_body[face[keep]].astype(np.int32)
+    sp = np.einsum("nji,nj->ni", R_rest[sb], dense[keep] - t_rest[sb])
+    sn = np.einsum("nji,nj->ni", R_rest[sb], union.face_normals[face[keep]])
+    return sb, sp, sn
+
+
+def _samples(tree, meshes, R_rest, t_rest, num_samples: int):
+    """The dense surface sample: the hand's first, an arm's (a forearm can hold most of the
+    area) after it and at most ``_ARM_SHARE`` of them, so the first samples (self-collision)
+    spread over the hand."""
+    bodies = [b for b, m in enumerate(meshes) if m is not None]
+    arm = [b for b in bodies if b in set(arm_bodies(tree))]
+    hand = [b for b in bodies if b not in arm]
+    if not arm or not hand:
+        return _surface_samples(meshes, R_rest, t_rest, bodies, num_samples, seed=0)
+    area = {b: meshes[b].area for b in bodies}
+    share = sum(area[b] for b in arm) / sum(area.values())
+    n_arm = max(1, min(round(share * num_samples), round(_ARM_SHARE * num_samples)))
+    a = _surface_samples(meshes, R_rest, t_rest, hand, num_samples - n_arm, seed=0)
+    b = _surface_samples(meshes, R_rest, t_rest, arm, n_arm, seed=1)
+    return tuple(np.concatenate([x, y]) for x, y in zip(a, b))
+
+
+def _hulls(meshes, tree, planes: list[np.ndarray]) -> tuple[list[np.ndarray], list[str]]:
+    """Hull planes with those of more than ``derive.MAX_HULL_PLANES`` simplified, and findings."""
+    out, notes = [], []
+    for b, (m, p) in enumerate(zip(meshes, planes)):
+        q, err = derive.simplify_hull(np.asarray(m.vertices), p) if m is not None else (p, 0.0)
+        if len(q) < len(p):
+            log.info("hull of '%s' simplified from %d to %d planes (reaches %.2f mm beyond it)",
+                     tree.body_names[b], len(p), len(q), 1e3 * err)
+        if err > derive.HULL_WARN:
+            notes.append(f"the hull of '{tree.body_names[b]}' has {len(p)} planes; its {len(q)}-plane simplification "
+                         f"reaches {1e3 * err:.1f} mm beyond it (collisions with it are over-reported): use simpler "
+                         "collision geometry (primitives, or a mesh of fewer faces) for that link")
+        out.append(q)
+    return out, notes
+
+
+def compute_annotations(model, tree, *, num_samples: int = 2048, override: dict | None = None,
+                        stem: str = "hand") -> dict:
+    """Compute all annotations (see the module docstring) as a dict of NumPy arrays.
+
+    ``findings`` (strings) holds what looks wrong (:func:`jaxgrasp.hand.derive.findings`, hulls
+    simplified beyond ``derive.HULL_WARN``); ``stem`` names the hand file in their hints.
+    """
     override = override or {}
     counts = {**DEFAULT_COUNTS, **override.get("counts", {})}
     meshes = link_meshes(model, tree)
@@ -350,7 +330,7 @@ def compute_annotations(model, tree, *, num_samples: int = 2048, override: dict 
         contacts = _site_contacts(model, tree)
         palm_normal = override.get("palm_normal")
         if not contacts:
-            contacts, palm_normal = _auto_contacts(model, tree, meshes, R_rest, t_rest, counts, palm_normal)
+            contacts, palm_normal = derive.auto_contacts(tree, meshes, R_rest, t_rest, counts, palm_normal)
     if not contacts:
         raise ValueError("no contact candidates: add contact_* sites or a contacts override file")
     cb = np.array([c[0] for c in contacts], dtype=np.int32)
@@ -363,18 +343,8 @@ def compute_annotations(model, tree, *, num_samples: int = 2048, override: dict 
         palm_normal = np.mean([R_rest[cb[i]] @ cn[i] for i in src], axis=0)
     palm_normal = np.asarray(palm_normal, float) / np.linalg.norm(palm_normal)
 
-    # Dense surface sample: farthest-point subsample of a 10x denser uniform sample.
-    bodies = [b for b, m in enumerate(meshes) if m is not None]
-    union = trimesh.util.concatenate([meshes[b].copy().apply_transform(_T(R_rest[b], t_rest[b])) for b in bodies])
-    face_body = np.concatenate([np.full(len(meshes[b].faces), b) for b in bodies])
-    dense, face = trimesh.sample.sample_surface(union, 10 * num_samples, seed=0)
-    keep = farthest_point_sample(dense, num_samples)
-    sb = face_body[face[keep]].astype(np.int32)
-    sp_world, sn_world = dense[keep], union.face_normals[face[keep]]
-    sp = np.einsum("nji,nj->ni", R_rest[sb], sp_world - t_rest[sb])
-    sn = np.einsum("nji,nj->ni", R_rest[sb], sn_world)
-
-    planes = [_hull_planes(m) for m in meshes]
+    sb, sp, sn = _samples(tree, meshes, R_rest, t_rest, num_samples)
+    planes, notes = _hulls(meshes, tree, [_hull_planes(m) for m in meshes])
     H = max(1, max(len(p) for p in planes))
     hn = np.zeros((len(meshes), H, 3))
     ho = np.full((len(meshes), H), -1.0)
@@ -382,16 +352,18 @@ def compute_annotations(model, tree, *, num_samples: int = 2048, override: dict 
     for b, p in enumerate(planes):
         hn[b, : len(p)], ho[b, : len(p)], hm[b, : len(p)] = p[:, :3], p[:, 3], True
 
-    tips = [t_rest[c[-1]] for c in _chains(tree, meshes)]
-    fdir = np.mean(tips, axis=0) if tips else np.array([0.0, 0.0, 1.0])
+    tips = [t_rest[c[-1]] for c in derive.chains(tree, meshes)]
+    fdir = np.mean(tips, axis=0) - (t_rest[tree.palm] if tree.palm else 0.0) if tips else np.array([0.0, 0.0, 1.0])
     fdir = fdir - (fdir @ palm_normal) * palm_normal
     fdir = fdir / max(np.linalg.norm(fdir), 1e-12)
+    notes = derive.findings(model, tree, meshes, R_rest, t_rest, cb, cp, cn, palm_normal, stem) + notes
     return {
         "contact_body": cb, "contact_pos": cp, "contact_normal": cn,
         "sample_body": sb, "sample_pos": sp, "sample_normal": sn,
         "hull_normal": hn, "hull_offset": ho, "hull_mask": hm,
         "collision_exclude": _exclusions(model, tree, meshes, planes, R_rest, t_rest),
         "palm_normal": palm_normal, "finger_direction": fdir,
+        "findings": np.array(notes, dtype=str),
     }
 
 
@@ -427,26 +399,37 @@ def hand_annotations(model, tree, path: Path, *, num_samples: int = 2048,
         override = _load_override(override_path)
     except ValueError as e:
         raise HandLoadError(str(e)) from e
-    key = _cache_key(model, tree, num_samples, override)
+    extras = _key_extras(model, tree, override, link_meshes(model, tree))
+    key = _cache_key(model, tree, num_samples, override, extras)
     fname = f"{path.stem}.annotations.{key}.npz"
     user = cache_dir()
     # Read: beside the hand file (the bundled hands' committed caches), then the user's cache
     # (and its root, where earlier versions wrote it); write: the user's cache only.
     cands = [path.parent / fname, user / fname, user.parent / fname]
+    ann = None
     if cache:
         for c in cands:
             if c.is_file():
                 with np.load(c) as f:
-                    return {k: f[k] for k in f.files}
-    try:
-        ann = compute_annotations(model, tree, num_samples=num_samples, override=override)
-    except HandLoadError:
-        raise
-    except ValueError as e:  # what the hand file lacks, said for that file
-        raise HandLoadError(f"{path}: {e}") from e
-    if cache:
-        write_cache(user / fname, ann)
+                    ann = {k: f[k] for k in f.files}
+                break
+    if ann is None:
+        try:
+            ann = compute_annotations(model, tree, num_samples=num_samples, override=override, stem=path.stem)
+        except HandLoadError:
+            raise
+        except ValueError as e:  # what the hand file lacks, said for that file
+            raise HandLoadError(f"{path}: {e}") from e
+        if cache:
+            write_cache(user / fname, ann)
+    if (path, key) not in _WARNED:  # once per hand and process: the planner loads a named hand per call
+        _WARNED.add((path, key))
+        for finding in ann.get("findings", ()):
+            log.warning("%s: %s", path, finding)
     return ann
+
+
+_WARNED: set = set()
 
 
 def cache_dir() -> Path:

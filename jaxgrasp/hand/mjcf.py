@@ -27,6 +27,7 @@ import mujoco
 import numpy as np
 
 from jaxgrasp.core.lie import quat_to_matrix_np
+from jaxgrasp.hand.structure import palm_index
 
 HINGE = "hinge"
 SLIDE = "slide"
@@ -181,6 +182,8 @@ class TreeSpec:
     joint_upper: np.ndarray
     T_world_root: np.ndarray  # (4, 4) the root's pose in the file's world at qpos0
     notes: tuple[str, ...]
+    palm: int = 0  # index of the palm body (see :func:`palm_index`)
+    fixed_joints: tuple[int, ...] = ()  # wrist joints held at qpos0 (see :func:`read_tree`)
 
 
 def _name(model: mujoco.MjModel, obj: mujoco.mjtObj, i: int) -> str:
@@ -220,8 +223,30 @@ def _subtree(model: mujoco.MjModel, root: int) -> list[int]:
     return out
 
 
-def read_tree(model: mujoco.MjModel, root: str | None = None) -> TreeSpec:
+def _equality_joints(model: mujoco.MjModel) -> set[int]:
+    """MuJoCo ids of the joints that active joint or fixed-tendon equalities mention."""
+    out: set[int] = set()
+    for e in range(model.neq):
+        if not model.eq_active0[e]:
+            continue
+        if int(model.eq_type[e]) == int(mujoco.mjtEq.mjEQ_JOINT):
+            out |= {int(model.eq_obj1id[e]), int(model.eq_obj2id[e])}
+        elif int(model.eq_type[e]) == int(mujoco.mjtEq.mjEQ_TENDON):
+            for t in (int(model.eq_obj1id[e]), int(model.eq_obj2id[e])):
+                if t >= 0:
+                    adr, num = model.tendon_adr[t], model.tendon_num[t]
+                    out |= {int(model.wrap_objid[w]) for w in range(adr, adr + num)}
+    return out
+
+
+def read_tree(model: mujoco.MjModel, root: str | None = None, fix_wrist: bool = True) -> TreeSpec:
     """Read the hand's kinematic tree from a compiled model and validate it.
+
+    With ``fix_wrist`` the *wrist joints*, those on the palm (:func:`palm_index`) or above it
+    (on the root, a forearm, a wrist), are held at their ``qpos0`` values through constant
+    couplings (:func:`read_couplings`): they only move the whole hand, which the planner's
+    global pose already does, and left free they swing an arm into the object. Joints that a
+    MuJoCo equality mentions are left as they are.
 
     Raises:
         HandLoadError: ball joints, free joints below the root, unlimited slide joints, or a file
@@ -285,11 +310,24 @@ def read_tree(model: mujoco.MjModel, root: str | None = None) -> TreeSpec:
         # The hand frame is the root frame at qpos0, so keep no extra offset.
     body_pos[0] = 0.0
     body_quat[0] = (1.0, 0.0, 0.0, 0.0)
+    parent = tuple(-1 if b == root_id else index[int(model.body_parentid[b])] for b in bodies)
+    palm = palm_index(parent, body_joints)
+    fixed: tuple[int, ...] = ()
+    if fix_wrist:
+        above = [palm]
+        while parent[above[-1]] >= 0:
+            above.append(parent[above[-1]])
+        coupled = _equality_joints(model)
+        fixed = tuple(sorted(k for b in above for k in body_joints[b] if joint_ids[k] not in coupled))
+        if fixed:
+            notes.append(f"wrist joints {[names[k] for k in fixed]} (on or above the palm "
+                         f"'{_name(model, mujoco.mjtObj.mjOBJ_BODY, bodies[palm])}') held at qpos0: the planner's "
+                         "global pose moves the palm (load_hand(..., fix_wrist=False) frees them)")
     return TreeSpec(
         body_ids=tuple(bodies),
         joint_ids=tuple(joint_ids),
         body_names=tuple(_name(model, mujoco.mjtObj.mjOBJ_BODY, b) or f"body{b}" for b in bodies),
-        body_parent=tuple(-1 if b == root_id else index[int(model.body_parentid[b])] for b in bodies),
+        body_parent=parent,
         body_joints=tuple(tuple(js) for js in body_joints),
         joint_names=tuple(names),
         joint_types=tuple(types),
@@ -302,14 +340,18 @@ def read_tree(model: mujoco.MjModel, root: str | None = None) -> TreeSpec:
         joint_upper=upper,
         T_world_root=T_world_root,
         notes=tuple(notes),
+        palm=palm,
+        fixed_joints=fixed,
     )
 
 
 def has_joint_above(tree, b: int) -> bool:
-    """Whether a joint lies between body ``b`` and the root (the root's own joints aside), i.e.
-    whether ``b`` moves relative to the palm. ``tree``: a :class:`TreeSpec` or :class:`~jaxgrasp.hand.model.HandModel`."""
+    """Whether a joint that is not held fixed (``tree.fixed_joints``, the wrist) lies between
+    body ``b`` and the root (the root's own joints aside), i.e. whether ``b`` moves relative to
+    the palm. ``tree``: a :class:`TreeSpec` or :class:`~jaxgrasp.hand.model.HandModel`."""
+    fixed = set(tree.fixed_joints)
     while b > 0:
-        if tree.body_joints[b]:
+        if any(j not in fixed for j in tree.body_joints[b]):
             return True
         b = tree.body_parent[b]
     return False
@@ -331,7 +373,8 @@ class CouplingSpec:
 
 
 def read_couplings(model: mujoco.MjModel, tree: TreeSpec) -> CouplingSpec:
-    """Active joint and fixed-tendon equality constraints as dependent-joint rules.
+    """Active joint and fixed-tendon equality constraints as dependent-joint rules, plus a
+    constant rule (``q = qpos0``) per wrist joint held fixed (``tree.fixed_joints``).
 
     Raises:
         HandLoadError: a tendon that is not a fixed (joint) tendon, a coupling to a joint outside
@@ -356,6 +399,10 @@ def read_couplings(model: mujoco.MjModel, tree: TreeSpec) -> CouplingSpec:
             coef[jindex[j]] += model.wrap_prm[w]
         return coef, float(coef @ ref)  # tendon length at qpos0
 
+    # Wrist joints held at qpos0 (read_tree): constant rules; no equality mentions them.
+    for k in tree.fixed_joints:
+        rules.append((k, ref[k], np.zeros(J), np.zeros(J), 0.0, np.zeros(4)))
+        dependent.add(k)
     eqs = [e for e in range(model.neq) if model.eq_active0[e]]
     # Joint equalities first: their dependent joint is explicit (joint1).
     for e in eqs:

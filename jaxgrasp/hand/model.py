@@ -76,6 +76,11 @@ class HandModel:
     palm_normal: jnp.ndarray  # (3,) direction the palm faces (hand frame)
     finger_direction: jnp.ndarray  # (3,) direction the fingers point at qpos0 (hand frame)
 
+    # --- static structure read off the tree, and what the annotations found suspicious ---
+    palm: int = struct.field(pytree_node=False, default=0)  # the palm body (below a forearm/wrist)
+    fixed_joints: tuple[int, ...] = struct.field(pytree_node=False, default=())  # wrist joints held at qpos0
+    findings: tuple[str, ...] = struct.field(pytree_node=False, default=())  # annotation warnings
+
     @property
     def num_bodies(self) -> int:
         return len(self.body_names)
@@ -119,6 +124,7 @@ def load_hand(
     contacts: str | os.PathLike | None = None,
     cache: bool = True,
     dtype=jnp.float32,
+    fix_wrist: bool = True,
 ) -> HandModel:
     """Load a bundled hand by name, or any MJCF or URDF hand file.
 
@@ -133,6 +139,8 @@ def load_hand(
         cache: read the annotation cache (beside the hand file, then the user cache) and write it
             (in the user cache only, ``~/.cache/jaxgrasp/annotations``).
         dtype: floating dtype of the model's arrays (``jnp.float32`` or ``jnp.float64``).
+        fix_wrist: hold the joints on and above the palm (a wrist between a forearm and the
+            palm, see :func:`jaxgrasp.hand.mjcf.read_tree`) at ``qpos0``; False: plan them too.
 
     Returns:
         The frozen :class:`HandModel`.
@@ -144,7 +152,7 @@ def load_hand(
     path = resolve_hand_path(name_or_path)
     model = compile_model(path)
     try:
-        tree = read_tree(model, root)
+        tree = read_tree(model, root, fix_wrist=fix_wrist)
         coup = read_couplings(model, tree)
     except HandLoadError as e:  # say which file
         raise HandLoadError(f"{path}: {e}") from e
@@ -188,4 +196,7 @@ def load_hand(
         collision_exclude=jnp.asarray(ann["collision_exclude"], dtype=bool),
         palm_normal=f(ann["palm_normal"]),
         finger_direction=f(ann["finger_direction"]),
+        palm=tree.palm,
+        fixed_joints=tree.fixed_joints,
+        findings=tuple(str(x) for x in ann.get("findings", ())),
     )

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import trimesh
 
+from jaxgrasp.hand.derive import failure_hint
 from jaxgrasp.hand.kinematics import pose_hand
 from jaxgrasp.hand.model import HandModel
 from jaxgrasp.mesh.objects import LoadReport, Object, make_object, pow2_bucket
@@ -367,6 +368,9 @@ def make_result(hand: HandModel, prep: PreparedObject, x: np.ndarray, metrics: d
     obj, report, tm = prep.obj, prep.report, prep.mesh
     if extras and "q1_generalized" not in metrics:
         metrics = {**metrics, **evaluate_extras(hand, prep, x, ev)}
+    hint = failure_hint(hand, metrics)
+    if hint is not None:  # an invalid grasp with a detectable cause says what to change
+        metrics = {**metrics, "hint": hint}
     # The centred frame's origin in the input frame (an object planned near the origin, see
     # prepared.FAR_M, moves back by its shift).
     back = -np.asarray(prep.shift, np.float64) if prep.shift is not None else np.zeros(3)
