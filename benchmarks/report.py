@@ -193,6 +193,25 @@ def collect() -> tuple[list[tuple], dict[str, str]]:
                 setting += f"; C and MJX agree on {agree['same_success']}/{agree['grasps']}"
             _row(rows, "simulated grasps per second (MuJoCo C loop)", f"{c['grasps_per_s']:.2f}", ref, setting, f)
 
+    f = RESULTS / "hold.json"
+    if (d := use(f)) and "summary" in d:
+        sm = d["summary"]
+        for hand in sorted({k.split("/")[0] for k in sm}):
+            s, a, p = sm.get(f"{hand}/jaxgrasp"), sm.get(f"{hand}/annealing"), sm.get(f"{hand}/sampled")
+            if not s:
+                continue
+            n = s["grasps"]
+            refs = [f"annealing {a['held_1x']}/{n}, {a['held_10x']}/{n}" if a else "",
+                    f"validity by samples (before) {p['held_1x']}/{n}, {p['held_10x']}/{n}" if p else ""]
+            _row(rows, f"grasps that held in MuJoCo at DexGraspBench's force / 10x the weight ({hand})",
+                 f"{s['held_1x']}/{n}, {s['held_10x']}/{n}", "; ".join(r for r in refs if r),
+                 f"one grasp per object, {d.get('budget_s', 10):g} s budget", f)
+            refs = [f"validity by samples (before): {p['valid_and_independent_le_1mm']} of {p['valid']} valid"
+                    if p else ""]
+            _row(rows, f"valid grasps that penetrate <= 1 mm by an independent check ({hand})",
+                 f"{s['valid_and_independent_le_1mm']} of {s['valid']} valid", "; ".join(r for r in refs if r),
+                 "hand file's geoms, finely tessellated, against the mesh (trimesh)", f)
+
     f = RESULTS / "train_step.json"
     if d := use(f):
         m = d.get("median_s", {})

@@ -6,15 +6,16 @@
 Grasps: ``--grasps`` grasps of one bundled procedural object (``jaxgrasp.mesh.procedural``), planned
 by ``jaxgrasp.planning.api.plan_grasps`` (Shadow Hand, default PlanConfig) and cached next to the
 results (``simulate_grasps.json``; delete it to plan again). The protocol is the default
-:class:`jaxgrasp.sim.simulate.SimConfig` (DexGraspBench: 0.2 s squeeze, 0.2 s hold, six directions
-of 2 s push; 600 steps of 4 ms per direction).
+:class:`jaxgrasp.sim.simulate.SimConfig` (DexGraspBench ``fc_mocap``: 0.4 s pregrasp to grasp,
+0.4 s grasp to squeeze, six directions of 2 s push; 700 steps of 4 ms per direction; pregrasp and
+squeeze derived by :mod:`jaxgrasp.sim.forces`, not timed in the MJX rows).
 
 * **C loop**: ``simulate_grasp`` on each grasp in turn (scene build included; one warm-up grasp
   first, which compiles the JAX squeeze-direction code).
 * **MJX** at each batch size ``B`` (``B`` grasps = ``6 B`` rollouts, the planned grasps repeated
   to fill the batch): :class:`jaxgrasp.sim.mjx.MjxSimulator`, compilation timed on its own
   (ahead of time), then one timed run. Batches up to ``--full-max`` grasps run the full protocol;
-  larger ones run a shortened schedule (0.04 s squeeze, no hold, ``--short-push`` s push) and their
+  larger ones run a shortened schedule (0.02 s closing, 0.02 s squeeze, ``--short-push`` s push) and their
   full-protocol rate is extrapolated by the step count (MJX's cost per step does not depend on
   the phase: every candidate contact is evaluated every step), marked ``"extrapolated"``.
   Precision: JAX's default (float32) unless ``--x64``.
@@ -82,10 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     import mujoco
 
     from jaxgrasp.hand.model import load_hand
+    from jaxgrasp.sim.forces import grasp_protocol_poses, grasp_scene
     from jaxgrasp.sim.grasp_files import object_mesh_of
     from jaxgrasp.sim.mjx import MjxSimulator, build_mjx_scene
     from jaxgrasp.sim.protocol import SimConfig
-    from jaxgrasp.sim.scene import convex_pieces, squeeze_angles
+    from jaxgrasp.sim.scene import convex_pieces
     from jaxgrasp.sim.simulate import simulate_grasp
 
     out = Path(args.out)
@@ -109,21 +111,23 @@ def main(argv: list[str] | None = None) -> int:
           f"{sum(r.success for r in c_res)}/{len(grasps)} succeed", flush=True)
 
     qs = [np.array([g["joint_angles"][n] for n in hand.joint_names]) for g in grasps]
-    qsq = [squeeze_angles(hand, q, cfg.squeeze) for q in qs]
+    poses = [grasp_protocol_poses(g, grasp_scene(g, cfg, hand=hand, object_mesh=mesh)[1], hand, q, cfg)
+             for g, q in zip(grasps, qs)]
+    qsq, qpre = [p["squeeze"] for p in poses], [p["pregrasp"] for p in poses]
     palms = [np.asarray(g["palm_pose"]["matrix"]) for g in grasps]
     pieces = convex_pieces(mesh, threshold=cfg.coacd_threshold, max_pieces=cfg.max_pieces)
     com = np.asarray(grasps[0]["object"]["center_of_mass"])
     agreement = None
     for B in [int(b) for b in args.batches.split(",")]:
         full = B <= args.full_max
-        bcfg = cfg if full else dataclasses.replace(cfg, squeeze_time=0.04, settle_time=0.0, duration=args.short_push)
-        steps = round((bcfg.squeeze_time + bcfg.settle_time + bcfg.duration) / cfg.timestep)
-        full_steps = round((cfg.squeeze_time + cfg.settle_time + cfg.duration) / cfg.timestep)
+        bcfg = cfg if full else dataclasses.replace(cfg, close_time=0.02, squeeze_time=0.02, duration=args.short_push)
+        steps = round((bcfg.close_time + bcfg.squeeze_time + bcfg.duration) / cfg.timestep)
+        full_steps = round((cfg.close_time + cfg.squeeze_time + cfg.duration) / cfg.timestep)
         scene = build_mjx_scene(hand, pieces, palms[0], com, bcfg)
         sim = MjxSimulator(scene, hand, bcfg, batch_size=B)
         idx = [i % len(grasps) for i in range(B)]
         t0 = time.perf_counter()
-        res = sim.run([palms[i] for i in idx], [qs[i] for i in idx], [qsq[i] for i in idx])
+        res = sim.run([palms[i] for i in idx], [qs[i] for i in idx], [qsq[i] for i in idx], [qpre[i] for i in idx])
         total = time.perf_counter() - t0
         run_s = total - sim.compile_s
         n_run = sum(r["reason"] != "initial_penetration" for r in res)

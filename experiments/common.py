@@ -2,7 +2,7 @@
 
 Every experiment writes to ``experiments/results/<name>/``: ``table.md`` (markdown, with the
 machine and its load), ``table.csv`` (one row per object and method), ``grasps/*.json`` (the
-grasps, schema ``jaxgrasp.grasp/1``, their ``object.file`` pointing at ``meshes/`` or the scan),
+grasps, schema ``jaxgrasp.grasp/2``, their ``object.file`` pointing at ``meshes/`` or the scan),
 and PNG plots. Experiment B can reuse :func:`simulate_grasp_files` and :func:`write_outputs` for
 its grasp files.
 """

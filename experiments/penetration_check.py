@@ -2,7 +2,7 @@
 
     python experiments/penetration_check.py GRASP_JSON_OR_FOLDER... [--min-mm 0.2]
 
-For each grasp (jaxgrasp.grasp/1 files, e.g. experiments/results/a/grasps) the scene of
+For each grasp (jaxgrasp.grasp/1 or /2 files, e.g. experiments/results/a/grasps) the scene of
 jaxgrasp.simulate is built at the grasp and every hand-object contact MuJoCo reports deeper than
 ``--min-mm`` is compared with the depth of the same hand geom, measured on 8,000 surface samples
 plus the vertices of a fine tessellation of it (64-segment capsules, level-5 icospheres, exact

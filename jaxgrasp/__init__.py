@@ -49,7 +49,6 @@ from jaxgrasp.mesh.geometry import (
 )
 from jaxgrasp.mesh.objects import LoadReport, Object, load_object, make_object
 from jaxgrasp.planning.anytime import BudgetSpentCompiling
-from jaxgrasp.planning.api import plan, plan_grasps
 from jaxgrasp.planning.batch import grasp_diversity, plan_batch
 from jaxgrasp.planning.losses import (
     LossWeights,
@@ -86,6 +85,7 @@ from jaxgrasp.quality.q1 import (
 from jaxgrasp.quality.sdp import SDPOptions
 from jaxgrasp.sim.protocol import SimConfig, SimResult
 from jaxgrasp.sim.simulate import simulate_grasp, simulate_many
+from jaxgrasp.sim.verify import NoGraspHeld, plan, plan_grasps
 
 __version__ = "0.1.0"
 
@@ -135,6 +135,7 @@ __all__ = [
     "make_object",
     "plan",
     "plan_grasps",
+    "NoGraspHeld",
     "Prediction",
     "predict",
     "signed_distance",

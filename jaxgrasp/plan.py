@@ -1,14 +1,14 @@
 """``python -m jaxgrasp.plan PATH...``: the planning command line (:mod:`jaxgrasp.cli.plan`).
 
 This module is callable like the function it shares a name with: ``jaxgrasp.plan(mesh)`` is
-:func:`jaxgrasp.planning.api.plan` even after ``import jaxgrasp.plan``.
+:func:`jaxgrasp.sim.verify.plan` (the planner's, with ``verify``) even after ``import jaxgrasp.plan``.
 """
 
 import sys
 import types
 
 from jaxgrasp.cli.plan import exit_process, main
-from jaxgrasp.planning.api import plan as _plan
+from jaxgrasp.sim.verify import plan as _plan
 
 
 class _CallableModule(types.ModuleType):

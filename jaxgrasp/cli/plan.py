@@ -2,10 +2,12 @@
 
 Plans grasps for mesh files or folders of meshes (OBJ, STL, PLY, OFF, GLB) and writes, per
 object, ``OUT/<name>.json`` (schema ``jaxgrasp.plan/1``: the input, the object, the hand and a
-list of grasps in the ``jaxgrasp.grasp/1`` schema of :mod:`jaxgrasp.planning.grasp_io`, best
+list of grasps in the ``jaxgrasp.grasp/2`` schema of :mod:`jaxgrasp.planning.grasp_io`, best
 first) as soon as the object is done, plus ``<name>.png`` (hand and object from three views) and
 ``<name>.glb`` (the posed hand with the object). With no PATH it plans on a bundled procedurally
-generated object.
+generated object. ``--poses`` adds each grasp's pregrasp and squeeze (:mod:`jaxgrasp.sim.forces`);
+``--verify mujoco`` keeps only grasps that held in simulation (:mod:`jaxgrasp.sim.verify`), with
+their poses.
 
 Names and reruns (:mod:`jaxgrasp.cli.jobs`): a file given by path is named by its stem, a file
 in a folder by its path relative to the folder (``OUT/a/mug.json``), and names two inputs would
@@ -64,10 +66,11 @@ from jaxgrasp.hand.model import load_hand
 from jaxgrasp.hand.pictures import hand_scene, plot_hand
 from jaxgrasp.mesh.objects import MESH_FORMATS, load_object, make_object
 from jaxgrasp.mesh.procedural import procedural_object
-from jaxgrasp.planning.api import plan_grasps
 from jaxgrasp.planning.grasp_io import grasp_to_dict
 from jaxgrasp.planning.planner import PlanConfig, Schedule, Shapes
 from jaxgrasp.planning.warmup import finish_pending, pending
+from jaxgrasp.sim.forces import grasp_poses
+from jaxgrasp.sim.verify import NoGraspHeld, plan_grasps
 
 # Meshes with more faces are announced as slower to prepare (about a minute for 2 M on 2 cores).
 LARGE_FACES = 500_000
@@ -105,6 +108,11 @@ def _parser() -> argparse.ArgumentParser:
                     help="anytime planning: seconds per object (restarts while time is left)")
     ap.add_argument("--refine-steps", type=int, default=0, help="SDP lower-bound refinement steps (0: off)")
     ap.add_argument("--no-pictures", action="store_true", help="skip the PNG and GLB")
+    ap.add_argument("--poses", action="store_true",
+                    help="write each grasp's pregrasp and squeeze (contact forces solved in MuJoCo; "
+                         "a non-convex object is decomposed once, ~1 min)")
+    ap.add_argument("--verify", choices=["mujoco"], default=None,
+                    help="keep only grasps that held in MuJoCo (DexGraspBench protocol; rejected ones counted)")
     ap.add_argument("-v", "--verbose", action="store_true",
                     help="print the progress messages (loading, compiling, evaluating...) as lines with times")
     return ap
@@ -258,11 +266,17 @@ def plan_object(job: Job, name: str, identity: dict, out: Path, hand, cfg, args,
         say(f"{name}: {report.num_faces} faces: the optimizer plans on a decimated copy, the evaluation "
             "on the full mesh; preparing them takes about a minute")
     results = plan_grasps((obj, report), hand, num_grasps=args.grasps, config=cfg, progress=progress,
-                          time_budget=args.budget)
+                          time_budget=args.budget, verify=args.verify)
+    if not results:  # --verify: none held; nothing is written, the object is not done
+        raise NoGraspHeld(f"{name}: none of the planned grasps held in simulation; try --budget or --starts")
     best = results[0]
     grasps = [grasp_to_dict(r) for r in results]
     for g in grasps:  # in the file's frame (the planner moved them back by any shift)
         g["object"]["file"] = job.source
+    if args.poses or args.verify:  # schema 2: pregrasp and squeeze from the contact forces (MuJoCo)
+        log.info("deriving pregrasp and squeeze poses")
+        tm_input = trimesh.Trimesh(best.object_vertices, best.object_faces, process=False)
+        grasps = [grasp_poses(g, hand=hand, object_mesh=tm_input) for g in grasps]
     data = {"schema": "jaxgrasp.plan/1", "input": identity,
             "units": {"lengths": "m", "angles": "rad", "file_to_m": float(report.scale),
                       "frame": "the mesh file's frame, scaled to metres"},
@@ -287,6 +301,10 @@ def plan_object(job: Job, name: str, identity: dict, out: Path, hand, cfg, args,
     m = best.metrics
     if m.get("hint"):
         log.warning("%s: no valid grasp; %s", name, m["hint"])
+    if "verify" in m:
+        v = m["verify"]
+        say(f"{name}: {len(results)} held in simulation, {v['rejected_in_simulation']} rejected by it, "
+            f"{v['invalid_not_simulated']} invalid not simulated ({v['sim_s']:.1f} s)")
     return {"object": name, "valid": m["valid"], "q1": m["q1"], "penetration_mm": m["penetration_mm"],
             "contacts": m["num_contacts"], "time_s": time.perf_counter() - t0,
             "mesh": mesh_summary(report.findings, report.repairs)}

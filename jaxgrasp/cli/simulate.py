@@ -23,12 +23,17 @@ __all__ = ["main", "summary_table"]
 
 
 def summary_table(results: list[SimResult]) -> str:
-    """A plain-text table of the results and the success rate."""
-    lines = [f"{'grasp':<44}{'success':>8}{'pen (mm)':>10}{'max disp (mm)':>15}{'max rot (deg)':>15}  reason"]
+    """A plain-text table of the results (object, hand and file of each grasp, the squeeze used and
+    its largest solved normal force) and the success rate."""
+    lines = [f"{'object':<24}{'hand':<12}{'grasp':<28}{'success':>8}{'pen (mm)':>10}{'max disp (mm)':>15}"
+             f"{'max rot (deg)':>15}{'fn (N)':>8}  {'squeeze':<22}reason"]
     for r in results:
+        obj = str(r.object_file)
+        obj = (obj if obj.startswith("procedural:") else Path(obj).stem) or "-"
         name = Path(r.grasp_file).name or "-"
-        lines.append(f"{name[-44:]:<44}{str(r.success):>8}{r.initial_penetration_mm:>10.2f}"
-                     f"{r.max_displacement_mm:>15.1f}{r.max_rotation_deg:>15.1f}  {r.reason}")
+        lines.append(f"{obj[-23:]:<24}{(r.hand or '-')[-11:]:<12}{name[-27:]:<28}{str(r.success):>8}"
+                     f"{r.initial_penetration_mm:>10.2f}{r.max_displacement_mm:>15.1f}{r.max_rotation_deg:>15.1f}"
+                     f"{r.max_normal_force_n:>8.2f}  {(r.squeeze_source or '-'):<22}{r.reason}")
     n = len(results)
     k = sum(r.success for r in results)
     lines.append(f"success rate: {k}/{n} = {100.0 * k / max(n, 1):.1f}%")
@@ -44,7 +49,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--force-weights", type=float, default=None,
                     help="external force in object weights (overrides --force-per-kg; 10: the strict test)")
     ap.add_argument("--mass", type=float, default=SimConfig.object_mass, help="object mass [kg]")
-    ap.add_argument("--squeeze", type=float, default=SimConfig.squeeze, help="fraction of joint range")
+    ap.add_argument("--squeeze", type=float, default=SimConfig.squeeze,
+                    help="fallback squeeze (no contacts or infeasible contact forces): fraction of joint range")
+    ap.add_argument("--force-safety", type=float, default=SimConfig.force_safety,
+                    help="the contact-force squeeze resists this many times the test push")
+    start = ap.add_mutually_exclusive_group()
+    start.add_argument("--start-at-pregrasp", dest="start_at_pregrasp", action="store_const", const=True,
+                       default=SimConfig.start_at_pregrasp,
+                       help="start each direction at the pregrasp (fingers opened, palm backed off), as DexGraspBench "
+                            "fc_mocap (default: at the grasp)")
+    start.add_argument("--start-at-grasp", dest="start_at_pregrasp", action="store_const", const=False,
+                       help="start each direction at the grasp (the default)")
+    ap.add_argument("--palm-backoff", type=float, default=SimConfig.pregrasp_palm_backoff,
+                    help="pregrasp palm backoff along the palm normal, m (default: the smallest that clears the "
+                         "palm; 0: the palm stays at the grasp)")
     ap.add_argument("--kp", type=float, default=SimConfig.kp, help="actuator position gain (0: the hand file's)")
     ap.add_argument("--friction", type=float, default=SimConfig.friction)
     ap.add_argument("--all-directions", action="store_true", help="run all six directions even after a failure")
@@ -56,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     fpk = args.force_per_kg if args.force_weights is None else args.force_weights * SimConfig.gravity
     cfg = SimConfig(protocol=args.protocol, force_per_kg=fpk, object_mass=args.mass,
-                    squeeze=args.squeeze, kp=args.kp or None, friction=args.friction, stop_on_failure=not args.all_directions)
+                    squeeze=args.squeeze, force_safety=args.force_safety,
+                    start_at_pregrasp=args.start_at_pregrasp, pregrasp_palm_backoff=args.palm_backoff, kp=args.kp or None, friction=args.friction, stop_on_failure=not args.all_directions)
     results = simulate_many(args.paths, cfg, backend=args.backend, batch_size=args.batch_size)
     print(summary_table(results))
     k = sum(r.success for r in results)

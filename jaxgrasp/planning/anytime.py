@@ -248,6 +248,6 @@ def plan_anytime(hand: HandModel, warm: Warmup, scene, cfg: PlanConfig, num_gras
             archive.record((rnd - 1 if rnd else 0, int(i)), m, xs[i], steps=steps)
     extras = warm.wait(max(left(), 0.0) + OVERTIME_S)
     if not extras:
-        log.info("the reporting metrics (q1_generalized, q1_upper, q1_lower) are still compiling: left out")
+        log.info("the reporting metrics (q1_generalized and its bounds) are still compiling: left out")
     return P.archive_results(hand, warm.prepared(), archive, num_grasps, cfg, t0, extra={"steps": steps},
                              extras=extras)

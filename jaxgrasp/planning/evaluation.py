@@ -36,6 +36,7 @@ from jaxgrasp.mesh import local
 from jaxgrasp.mesh.geometry import closest_features, resolve_on_host, signed_distance
 from jaxgrasp.mesh.objects import Object, pow2_bucket
 from jaxgrasp.planning.engine import compile_ahead
+from jaxgrasp.planning.geom_check import compile_geom_check, geom_metrics
 from jaxgrasp.planning.prepared import PreparedObject, prepare_object
 from jaxgrasp.planning.settings import EvalConfig
 from jaxgrasp.quality.q1 import (
@@ -140,7 +141,7 @@ def evaluate(hand: HandModel, prep: PreparedObject | Object, config, cfg, tm=Non
         each), ``penetration_mm`` (max of hand into object and object into the hand's links),
         ``self_penetration_mm``, ``num_contacts``, ``contacts`` (points, normals, candidate index
         or -1, link; centred frame), ``valid`` (force closure, penetration and self-penetration
-        at most ``max_penetration``), and with ``extras`` ``q1_generalized`` and ``q1_upper``.
+        at most ``max_penetration``), and with ``extras`` those of :func:`evaluate_extras`.
     """
     cfg = eval_config(cfg)
     if not isinstance(prep, PreparedObject):
@@ -198,12 +199,27 @@ def evaluate(hand: HandModel, prep: PreparedObject | Object, config, cfg, tm=Non
                      "link": [hand.body_names[b] for b in link]},
         "valid": bool(q1 > 0 and pen <= limit and self_pen <= limit),
     }
+    if m["valid"] and cfg.real_geoms:  # only grasps the sampled check accepts (module docstring)
+        m = with_geom_metrics(hand, prep, x, m, cfg)
     if extras:
         m.update(evaluate_extras(hand, prep, x, cfg))
     return m
 
 
-@jax.jit
+def with_geom_metrics(hand: HandModel, prep: PreparedObject, config, metrics: dict, cfg) -> dict:
+    """``metrics`` (of :func:`evaluate`) completed with the real geoms' penetration
+    (:func:`jaxgrasp.planning.geom_check.geom_metrics`): ``sampled_penetration_mm`` keeps the
+    sampled check's value, ``penetration_mm`` becomes the larger of the two, and ``valid`` also
+    requires the geoms' penetration at most ``max_penetration``."""
+    if "geom_penetration_mm" in metrics:
+        return metrics
+    cfg = eval_config(cfg)
+    g = geom_metrics(hand, prep, config)
+    pen = max(metrics["penetration_mm"], g["geom_penetration_mm"])
+    valid = metrics["valid"] and g["geom_penetration_mm"] <= 1e3 * cfg.max_penetration
+    return {**metrics, **g, "sampled_penetration_mm": metrics["penetration_mm"], "penetration_mm": pen, "valid": valid}
+
+
 @jax.jit
 def _candidate_points(hand: HandModel, x):
     """(C, 3) the posed contact candidates, centred frame."""
@@ -250,10 +266,13 @@ def _lower_bound(p, n, c, torque_scale, mu: float, k_contacts: int):
 
 
 def evaluate_extras(hand: HandModel, prep: PreparedObject | Object, config, cfg) -> dict:
-    """Reporting metrics of one configuration, all with the generalized weights of every contact
-    candidate: ``q1_generalized`` (exact Q1 by convex hull of 45 x T wrenches, ~0.1-0.3 s),
-    ``q1_upper`` (eq. 3) and ``q1_lower`` (the SOS/SDP certificate of eq. 4 over the 16
-    highest-weight candidates, in the hand's dtype).
+    """Reporting metrics of one configuration, all of one quantity: the generalized Q1 of every
+    contact candidate with its generalized weight (paper eq. 2), ``q1_generalized`` (exact, by the
+    convex hull of 45 x T wrenches, ~0.1-0.3 s), ``q1_generalized_upper`` (its upper bound, eq. 3)
+    and ``q1_generalized_lower`` (its lower bound, the SOS/SDP certificate of eq. 4 over the 16
+    highest-weight candidates, in the hand's dtype). So ``lower <= q1_generalized <= upper``; none
+    of them bounds ``q1`` (the exact Q1 of the touching contacts at unit force each, another
+    contact set and normalisation).
 
     Args:
         prep: the prepared object (or an ``Object``: its full mesh, swept face by face).
@@ -269,7 +288,7 @@ def evaluate_extras(hand: HandModel, prep: PreparedObject | Object, config, cfg)
     q1u = float(q1u)
     q1g = q1_exact(cp, n_c, c, mu=cfg.mu, torque_scale=1.0 / size, num_edges=cfg.num_edges)
     q1l = float(_lower_bound(cp, n_c, c, jnp.asarray(1.0 / size, x.dtype), cfg.mu, min(16, hand.num_contacts)))
-    return {"q1_generalized": float(q1g), "q1_upper": q1u, "q1_lower": q1l}
+    return {"q1_generalized": float(q1g), "q1_generalized_upper": q1u, "q1_generalized_lower": q1l}
 
 
 def compile_extras(hand: HandModel, prep: PreparedObject | Object, cfg) -> None:
@@ -300,6 +319,8 @@ def compile_evaluation(hand: HandModel, prep: PreparedObject, config, cfg, *, al
             planned grasps need; deep penetrations need more and compile then).
     """
     evaluate(hand, prep, config, cfg, extras=False)
+    if eval_config(cfg).real_geoms:
+        compile_geom_check(hand, prep)
     if prep.screening is None or prep.index is not None:  # local sub-meshes compile as they come
         return
     total, n = hand.num_contacts + hand.num_samples, 256

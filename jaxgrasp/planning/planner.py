@@ -34,6 +34,7 @@ from jaxgrasp.planning.evaluation import (  # noqa: F401 (re-exported)
     evaluate,
     evaluate_extras,
     find_contacts,
+    with_geom_metrics,
 )
 from jaxgrasp.planning.objective import (  # noqa: F401 (re-exported)
     LossParams,
@@ -330,7 +331,7 @@ def archive_results(hand: HandModel, prep: PreparedObject, archive: Archive, num
     starts = [e.metrics for _, e in ranked]
     out = {**archive.stats(), **(extra or {})}
     if not extras:
-        out.update(q1_generalized=None, q1_upper=None, q1_lower=None)
+        out.update(q1_generalized=None, q1_generalized_upper=None, q1_generalized_lower=None)
     log.info("packaging %d grasps", min(num_grasps, len(ranked)))
     return [make_result(hand, prep, e.config, {**e.metrics, **out}, starts, elapsed, cfg, extras=extras)
             for _, e in ranked[:num_grasps]]
@@ -368,6 +369,8 @@ def make_result(hand: HandModel, prep: PreparedObject, x: np.ndarray, metrics: d
     obj, report, tm = prep.obj, prep.report, prep.mesh
     if extras and "q1_generalized" not in metrics:
         metrics = {**metrics, **evaluate_extras(hand, prep, x, ev)}
+    if extras and ev.real_geoms:  # reported for every returned grasp, valid or not
+        metrics = with_geom_metrics(hand, prep, x, metrics, ev)
     hint = failure_hint(hand, metrics)
     if hint is not None:  # an invalid grasp with a detectable cause says what to change
         metrics = {**metrics, "hint": hint}

@@ -43,6 +43,9 @@ class EvalConfig:
         max_penetration: a grasp is valid with force closure and penetration (hand into object,
             object into hand, self) at most this.
         num_edges: friction-cone edges of the exact Q1.
+        real_geoms: a grasp the sampled check accepts is also measured against the hand file's
+            real collision geoms (:mod:`jaxgrasp.planning.geom_check`), and is valid only if they
+            penetrate at most ``max_penetration`` too (False: the sampled check alone, cheaper).
     """
 
     mu: float = 0.7
@@ -53,6 +56,7 @@ class EvalConfig:
     contact_cos: float = 0.5
     max_penetration: float = 0.001
     num_edges: int = 8
+    real_geoms: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,18 +9,18 @@ from pathlib import Path
 import trimesh
 
 from jaxgrasp.mesh.procedural import procedural_object
-from jaxgrasp.planning.grasp_io import SCHEMA, load_grasp
+from jaxgrasp.planning.grasp_io import SCHEMAS, load_grasp
 
 __all__ = ["collect_grasp_files", "object_mesh_of", "read_grasps"]
 
 
 def read_grasps(path: str | os.PathLike) -> list[dict]:
-    """The grasps of a file: a ``jaxgrasp.grasp/1`` file (one) or a ``jaxgrasp.plan/1`` file (its
-    list). Relative ``object.file`` paths are resolved against the file's folder when they exist
+    """The grasps of a file: a ``jaxgrasp.grasp/1`` or ``/2`` file (one) or a ``jaxgrasp.plan/1``
+    file (its list). Relative ``object.file`` paths are resolved against the file's folder when they exist
     there. Raises ValueError for other files."""
     path = Path(path)
     data = json.loads(path.read_text())
-    if data.get("schema") == SCHEMA:
+    if data.get("schema") in SCHEMAS:
         grasps = [load_grasp(path)]
     elif data.get("schema") == "jaxgrasp.plan/1":
         grasps = list(data["grasps"])

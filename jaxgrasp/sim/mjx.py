@@ -5,13 +5,19 @@
 (grasp, direction) pair is one rollout, all rollouts advance together in one jitted, vmapped
 ``mujoco.mjx`` loop (a ``while_loop`` over time steps that ends when every rollout has failed or
 the push is over). Same scene builder (:func:`jaxgrasp.sim.scene.build_scene`), same
-:class:`~jaxgrasp.sim.protocol.SimConfig`, same schedule: ramp the position targets from the grasp to
-the squeeze angles over ``squeeze_time``, hold ``settle_time``, push (or tilt gravity) for
-``duration``, check the object's pose every 0.1 s against its pose at the grasp, a rollout fails
-at its first failing check. The initial-penetration test runs on the host in C MuJoCo on the
+:class:`~jaxgrasp.sim.protocol.SimConfig`, same schedule (:func:`jaxgrasp.sim.protocol.ramp`): from
+the pregrasp, ramp the position targets to the grasp angles over ``close_time``, then to the
+squeeze angles over ``squeeze_time``, push (or tilt gravity) for ``duration``, check the object's
+pose every 0.1 s against its pose at rest before the closing, a rollout fails at its first failing
+check. Pregrasp and squeeze: the grasp file's, else derived on the host
+(:func:`jaxgrasp.sim.forces.grasp_protocol_poses`: C MuJoCo, one scene per grasp). The initial-penetration test runs on the host in C MuJoCo on the
 same model (a grasp over the limit never reaches MJX). Grasps differ only in the pose of the
-hand's root body (``body_pos``/``body_quat``, replaced per rollout in the MJX model, the root
-being welded to the world) and in the joint angles and actuator targets.
+hand's root body (a mocap body, moved from the pregrasp's palm pose to the grasp's over the
+closing ramp as in the C loop: ``mocap_pos``/``mocap_quat`` per rollout, and ``body_pos``/
+``body_quat`` of the root replaced per rollout in the MJX model as well, because MJX 3.17's
+kinematics applies the mocap pose to the mocap body alone and poses its children from
+``body_pos``; a welded root: ``body_pos``/``body_quat`` only) and in the joint angles and
+actuator targets.
 
 MJX (``mujoco-mjx``, the JAX implementation, ``impl="jax"``) against the C engine, for this scene:
 
@@ -56,6 +62,7 @@ import mujoco
 import numpy as np
 
 from jaxgrasp.hand.model import load_hand
+from jaxgrasp.sim.forces import grasp_protocol_poses, joint_vector
 from jaxgrasp.sim.grasp_files import object_mesh_of
 from jaxgrasp.sim.lapack_free import without_lapack
 from jaxgrasp.sim.protocol import (
@@ -64,17 +71,11 @@ from jaxgrasp.sim.protocol import (
     SimConfig,
     SimResult,
     failure_reason,
+    ramp,
     schedule,
     verdict,
 )
-from jaxgrasp.sim.scene import (
-    Scene,
-    build_scene,
-    convex_pieces,
-    ctrl_for,
-    penetrations,
-    squeeze_angles,
-)
+from jaxgrasp.sim.scene import Scene, build_scene, convex_pieces, ctrl_for, penetrations
 
 __all__ = ["CYLINDER_SIDES", "MAX_CONTACTS", "MjxSimulator", "build_mjx_scene", "mjx_available",
            "simulate_grasps_mjx"]
@@ -149,8 +150,9 @@ class MjxSimulator:
         mujoco.mju_mat2Quat(quat, np.ascontiguousarray(T[:3, :3]).flatten())
         return T[:3, 3].copy(), quat
 
-    def initial_state(self, T_world_palm, q_grasp) -> dict:
-        """C MuJoCo at the grasp: penetrations, contacts and the object's initial pose."""
+    def initial_state(self, T_world_palm, q_grasp, q_pregrasp=None) -> dict:
+        """C MuJoCo at the grasp: penetrations, contacts, the object's initial pose, and the
+        initial ``qpos`` (the hand at the pregrasp, default the grasp)."""
         m, s = self.scene.model, self.scene
         pos0, quat0 = m.body_pos[self.root].copy(), m.body_quat[self.root].copy()
         m.body_pos[self.root], m.body_quat[self.root] = self.root_pose(T_world_palm)
@@ -161,25 +163,35 @@ class MjxSimulator:
             d.ctrl[:] = ctrl_for(s, q_grasp)
             mujoco.mj_forward(m, d)
             ho, hh, n = penetrations(s, d)
-            return {"ho": ho, "hh": hh, "ncon": n, "qpos": d.qpos.copy(),
+            qpos = d.qpos.copy()
+            if q_pregrasp is not None:
+                qpos[s.hand_qadr] = q_pregrasp
+            return {"ho": ho, "hh": hh, "ncon": n, "qpos": qpos,
                     "p0": d.xipos[s.object_body].copy(), "q0": d.xquat[s.object_body].copy()}
         finally:
             m.body_pos[self.root], m.body_quat[self.root] = pos0, quat0
 
-    def run(self, palms, q_grasps, q_squeezes, *, progress=None) -> list[dict]:
+    def run(self, palms, q_grasps, q_squeezes, q_pregrasps=None, *, progress=None, palm_pregrasps=None) -> list[dict]:
         """Simulate grasps ``i``: palm pose ``palms[i] (4, 4)``, joint angles ``q_grasps[i] (J,)``,
-        squeeze targets ``q_squeezes[i] (J,)``. Returns :func:`simulate_scene`'s dicts, plus
-        ``contacts_capped``. ``progress(n)`` is called after each batch with its grasp count."""
+        squeeze targets ``q_squeezes[i] (J,)``, start ``q_pregrasps[i] (J,)`` (None: the grasps)
+        and ``palm_pregrasps[i] (4, 4)`` (None: the palms; its rotation is the palm's).
+        Returns :func:`simulate_scene`'s dicts, plus ``contacts_capped``. ``progress(n)`` is called
+        after each batch with its grasp count."""
         cfg = self.cfg
         out, jobs = [], []
-        for i, (T, q, qs) in enumerate(zip(palms, q_grasps, q_squeezes)):
-            st = self.initial_state(T, q)
+        q_pregrasps = q_grasps if q_pregrasps is None else q_pregrasps
+        palm_pregrasps = palms if palm_pregrasps is None else palm_pregrasps
+        if self.scene.mocap < 0 and any(not np.allclose(a, b) for a, b in zip(palms, palm_pregrasps)):
+            raise ValueError("this scene's hand root is welded (not a mocap body): the palm cannot move")
+        for i, (T, q, qs, qp, Tp) in enumerate(zip(palms, q_grasps, q_squeezes, q_pregrasps, palm_pregrasps)):
+            st = self.initial_state(T, q, qp)
+            st["pp"] = np.asarray(Tp, np.float64)[:3, 3]
             r = {"initial_penetration_mm": st["ho"] * 1e3, "self_penetration_mm": st["hh"] * 1e3,
                  "initial_contacts": st["ncon"], "directions": [], "contacts_capped": False}
             if st["ho"] > cfg.max_initial_penetration:
                 r.update(success=False, reason="initial_penetration")
             else:
-                jobs.append((i, T, q, qs, st))
+                jobs.append((i, T, q, qs, qp, st))
             out.append(r)
         B = self.batch_size
         for b in range(0, len(jobs), B):
@@ -204,14 +216,15 @@ class MjxSimulator:
     def _run_chunk(self, jobs) -> tuple[np.ndarray, ...]:
         cfg, s = self.cfg, self.scene
         dirs = np.array([u for _, u in DIRECTIONS], np.float64)  # (6, 3)
-        rows = {k: [] for k in ("rp", "rq", "qpos", "cg", "cs", "f", "g", "p0", "q0")}
-        for _i, T, q, qs, st in jobs:
+        rows = {k: [] for k in ("rp", "rq", "pp", "qpos", "cp", "cg", "cs", "f", "g", "p0", "q0")}
+        for _i, T, q, qs, qp, st in jobs:
             rp, rq = self.root_pose(T)
-            cg, cs = ctrl_for(s, q), ctrl_for(s, qs)
+            pp = st["pp"] if s.mocap >= 0 else rp  # a mocap root's position is in the world frame
+            cp, cg, cs = ctrl_for(s, qp), ctrl_for(s, q), ctrl_for(s, qs)
             for u in dirs:
                 push = cfg.force_per_kg * s.mass * u if cfg.protocol == "dexgraspbench" else np.zeros(3)
                 grav = cfg.gravity * u if cfg.protocol == "gravity6" else np.zeros(3)
-                for k, v in zip(rows, (rp, rq, st["qpos"], cg, cs, push, grav, st["p0"], st["q0"])):
+                for k, v in zip(rows, (rp, rq, pp, st["qpos"], cp, cg, cs, push, grav, st["p0"], st["q0"])):
                     rows[k].append(v)
         args = [np.asarray(rows[k], self.dtype) for k in rows]
         if self._exec is None:  # compile ahead of time, so that its time is known on its own
@@ -224,24 +237,33 @@ class MjxSimulator:
 
     # -- device side ----------------------------------------------------------------------------
 
-    def _rollout_impl(self, rp, rq, qpos, cg, cs, push, grav, p0, q0):
-        """Rollouts ``r`` (leading axis): root pose, initial qpos, grasp/squeeze controls, push
+    def _rollout_impl(self, rp, rq, pp, qpos, cp, cg, cs, push, grav, p0, q0):
+        """Rollouts ``r`` (leading axis): root pose at the grasp, root position at the pregrasp, initial qpos, pregrasp/grasp/squeeze controls, push
         force, push gravity, object's initial centre of mass and orientation. Returns the worst
         displacement [m], worst rotation [deg], success and most penetrating contacts, each ``(R,)``."""
         from mujoco import mjx  # optional dependency (mujoco-mjx), imported where used
 
         cfg, mx, obj, root = self.cfg, self.mx, self.scene.object_body, self.root
-        n_ramp, n_settle, n_check, n_push = schedule(cfg)
-        pre, total = n_ramp + n_settle, n_ramp + n_settle + n_push
+        n_close, n_squeeze, n_check, n_push = schedule(cfg)
+        pre, total = n_close + n_squeeze, n_close + n_squeeze + n_push
         R = qpos.shape[0]
         zero = jnp.zeros((), self.dtype)
 
-        def step(d, k, rp, rq, cg, cs, push, grav):
+        mid = self.scene.mocap
+
+        def step(d, k, rp, rq, pp, cp, cg, cs, push, grav):
             on = k >= pre
-            ctrl = cg + (cs - cg) * (jnp.minimum(k + 1, n_ramp).astype(self.dtype) / n_ramp)
-            m = mx.tree_replace({"body_pos": mx.body_pos.at[root].set(rp), "body_quat": mx.body_quat.at[root].set(rq),
-                                 "opt.gravity": jnp.where(on, grav, zero)})
+            kf = k.astype(self.dtype)
+            ctrl = ramp(kf, n_close, n_squeeze, cp, cg, cs, xp=jnp)
             d = d.replace(ctrl=ctrl, xfrc_applied=d.xfrc_applied.at[obj, :3].set(jnp.where(on, push, zero)))
+            pos = rp
+            if mid >= 0:  # the palm (mocap): pregrasp -> grasp over the closing ramp, as the C loop
+                pos = ramp(kf, n_close, n_squeeze, pp, rp, rp, xp=jnp)
+                d = d.replace(mocap_pos=d.mocap_pos.at[mid].set(pos), mocap_quat=d.mocap_quat.at[mid].set(rq))
+            # the model's root pose too: MJX 3.17 poses a mocap body's children from body_pos/body_quat
+            # (its kinematics overrides only the mocap body itself with mocap_pos/mocap_quat)
+            m = mx.tree_replace({"body_pos": mx.body_pos.at[root].set(pos), "body_quat": mx.body_quat.at[root].set(rq),
+                                 "opt.gravity": jnp.where(on, grav, zero)})
             return mjx.step(m, d)
 
         def check(d, p0, q0):
@@ -251,7 +273,7 @@ class MjxSimulator:
 
         def body(state):
             d, k, wd, wr, alive, nc = state
-            d = jax.vmap(step, in_axes=(0, None, 0, 0, 0, 0, 0, 0))(d, k, rp, rq, cg, cs, push, grav)
+            d = jax.vmap(step, in_axes=(0, None, 0, 0, 0, 0, 0, 0, 0, 0))(d, k, rp, rq, pp, cp, cg, cs, push, grav)
             j = k - pre + 1  # push steps done
             is_check = (j >= 1) & ((j % n_check == 0) | (j == n_push))
             dist, rot, finite = jax.vmap(check)(d, p0, q0)
@@ -267,7 +289,7 @@ class MjxSimulator:
             k, alive = state[1], state[4]
             return (k < total) & ((k < pre) | jnp.any(alive))
 
-        d = jax.vmap(lambda q, c: self.d0.replace(qpos=q, ctrl=c))(qpos, cg)
+        d = jax.vmap(lambda q, c: self.d0.replace(qpos=q, ctrl=c))(qpos, cp)
         state = (d, jnp.int32(0), jnp.zeros(R, self.dtype), jnp.zeros(R, self.dtype), jnp.ones(R, bool),
                  jnp.zeros(R, jnp.int32))
         _, _, wd, wr, alive, nc = jax.lax.while_loop(cond, body, state)
@@ -279,7 +301,7 @@ def simulate_grasps_mjx(grasps: list[dict], config=None, *, hand=None, object_me
     """Simulate grasps of one object and hand with :class:`MjxSimulator` (see the module docstring).
 
     Args:
-        grasps: grasp dicts (``jaxgrasp.grasp/1``) that share ``object.file``, its scale and
+        grasps: grasp dicts (``jaxgrasp.grasp/1`` or ``/2``) that share ``object.file``, its scale and
             centre of mass, and the hand.
         config: :class:`jaxgrasp.sim.protocol.SimConfig`.
         hand: a loaded hand to reuse (default: the grasps' ``hand.file``).
@@ -303,25 +325,23 @@ def simulate_grasps_mjx(grasps: list[dict], config=None, *, hand=None, object_me
     if hand is None:
         hand = load_hand(g0["hand"]["file"]) if Path(g0["hand"]["file"]).is_file() else load_hand(g0["hand"]["name"])
     mesh = object_mesh if object_mesh is not None else object_mesh_of(g0)
-    qs = []
-    for g in grasps:
-        missing = [n for n in hand.joint_names if n not in g["joint_angles"]]
-        if missing:
-            raise ValueError(f"grasp lacks joint angles for {missing} of hand {hand.name}")
-        qs.append(np.array([g["joint_angles"][n] for n in hand.joint_names], np.float64))
+    qs = [joint_vector(hand, g["joint_angles"]) for g in grasps]
     palms = [np.asarray(g["palm_pose"]["matrix"], np.float64) for g in grasps]
     pieces = convex_pieces(mesh, threshold=cfg.coacd_threshold, max_pieces=cfg.max_pieces)
     com = np.asarray(g0["object"].get("center_of_mass", mesh.center_mass), np.float64)
+    poses = [grasp_protocol_poses(g, build_scene(hand, pieces, T, com, cfg), hand, q, cfg)
+             for g, T, q in zip(grasps, palms, qs)]  # C scenes (the file's poses, else derived)
     scene = build_mjx_scene(hand, pieces, palms[0], com, cfg)
     sim = MjxSimulator(scene, hand, cfg, batch_size=min(batch_size, len(grasps)))
-    res = sim.run(palms, qs, [squeeze_angles(hand, q, cfg.squeeze) for q in qs], progress=progress)
+    res = sim.run(palms, qs, [p["squeeze"] for p in poses], [p["pregrasp"] for p in poses], progress=progress,
+                  palm_pregrasps=[p["pregrasp_palm"] for p in poses])
     wall = (time.perf_counter() - t0) / len(grasps)
     capped = sum(r["contacts_capped"] for r in res)
     if capped:
         warnings.warn(f"MJX: {capped} grasp(s) reached max_contact_points={sim.max_contacts} penetrating contacts "
                       "(deeper contacts beyond it were dropped); raise MAX_CONTACTS", stacklevel=2)
     out = []
-    for g, r in zip(grasps, res):
+    for g, r, p in zip(grasps, res, poses):
         pen = g.get("metrics", {}).get("penetration_mm")
         out.append(SimResult(success=bool(r["success"]), reason=r["reason"],
                              initial_penetration_mm=float(r["initial_penetration_mm"]),
@@ -329,6 +349,8 @@ def simulate_grasps_mjx(grasps: list[dict], config=None, *, hand=None, object_me
                              initial_contacts=int(r["initial_contacts"]), directions=tuple(r["directions"]),
                              num_pieces=scene.num_pieces, grasp_file=g.get("_source", ""),
                              object_file=str(g["object"]["file"]),
-                             planner_penetration_mm=None if pen is None else float(pen), wall_s=wall))
+                             planner_penetration_mm=None if pen is None else float(pen), wall_s=wall,
+                             hand=hand.name, squeeze_source=p["squeeze_source"],
+                             max_normal_force_n=p["max_normal_force_n"]))
     return out
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 __all__ = ["CHECK_EVERY", "DIRECTIONS", "DirectionResult", "SimConfig", "SimResult", "failed_result",
-           "failure_reason", "schedule", "verdict"]
+           "failed_with", "failure_reason", "ramp", "schedule", "verdict"]
 
 DIRECTIONS = (("+x", (1, 0, 0)), ("-x", (-1, 0, 0)), ("+y", (0, 1, 0)), ("-y", (0, -1, 0)),
               ("+z", (0, 0, 1)), ("-z", (0, 0, -1)))
@@ -33,9 +35,27 @@ class SimConfig:
         max_translation: success threshold on the centre-of-mass displacement [m].
         max_rotation_deg: success threshold on the rotation [deg].
         max_initial_penetration: fail outright above this initial hand-object penetration [m].
-        squeeze: squeeze step per independent joint, fraction of its range, closing direction.
-        squeeze_time: seconds to ramp the position targets from the grasp to the squeeze angles.
-        settle_time: seconds holding the squeeze before the force is applied.
+        squeeze: the fallback squeeze (grasps without contacts or feasible contact forces,
+            :mod:`jaxgrasp.sim.forces`): step per independent joint, fraction of its range, closing
+            direction.
+        close_time: seconds to ramp the position targets from the pregrasp to the grasp angles
+            (DexGraspBench ``fc_mocap``: 0.4 s).
+        squeeze_time: seconds to ramp them from the grasp to the squeeze angles (0.4 s).
+        contact_margin: hand-object contacts within this distance [m] of the object count in the
+            contact-force solve (:mod:`jaxgrasp.sim.forces`).
+        min_normal_force, max_normal_force: bounds on every contact's normal force in the solve [N].
+        force_safety: the solve resists this many times the test push (the solve is quasi-static
+            and rigid; the simulated fingers are compliant position servos and the object starts
+            free: :mod:`jaxgrasp.sim.forces`).
+        start_at_pregrasp: start each direction at the pregrasp (DexGraspBench ``fc_mocap``: fingers
+            opened, palm backed off; both move to the grasp over ``close_time``); False (the
+            default: it held more planned grasps, :mod:`jaxgrasp.sim.simulate`): at the grasp (the
+            closing ramp then holds the grasp).
+        pregrasp_clearance: the pregrasp opens the fingers until they are this far [m] from the
+            object, and backs the palm off until the whole hand is (:mod:`jaxgrasp.sim.pregrasp`).
+        pregrasp_palm_backoff: how far [m] the pregrasp's palm is backed off from the grasp's,
+            along the palm normal reversed (None: the smallest that clears the whole hand by
+            ``pregrasp_clearance``; 0: the palm stays at the grasp, the welded-palm sequence).
         timestep: simulation step [s].
         friction: sliding friction coefficient (every geom).
         torsional_friction: torsional friction coefficient (``condim 4``).
@@ -57,8 +77,15 @@ class SimConfig:
     max_rotation_deg: float = 15.0
     max_initial_penetration: float = 0.01
     squeeze: float = 0.05
-    squeeze_time: float = 0.2
-    settle_time: float = 0.2
+    close_time: float = 0.4
+    squeeze_time: float = 0.4
+    contact_margin: float = 0.003
+    min_normal_force: float = 0.2
+    max_normal_force: float = 200.0
+    force_safety: float = 3.0
+    pregrasp_clearance: float = 0.005
+    pregrasp_palm_backoff: float | None = None
+    start_at_pregrasp: bool = False
     timestep: float = 0.004
     friction: float = 0.6
     torsional_friction: float = 0.02
@@ -75,6 +102,12 @@ class SimConfig:
             raise ValueError(f"SimConfig.protocol must be 'dexgraspbench' or 'gravity6', got {self.protocol!r}")
         if not (self.timestep > 0 and self.duration > 0):
             raise ValueError("timestep and duration must be > 0")
+        if self.close_time < 0 or self.squeeze_time < 0:
+            raise ValueError("close_time and squeeze_time must be >= 0")
+        if self.pregrasp_palm_backoff is not None and self.pregrasp_palm_backoff < 0:
+            raise ValueError("pregrasp_palm_backoff must be >= 0 or None")
+        if not 0 <= self.min_normal_force <= self.max_normal_force:
+            raise ValueError("need 0 <= min_normal_force <= max_normal_force")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,7 +135,14 @@ class SimResult:
         num_pieces: convex pieces of the object.
         grasp_file, object_file: where the grasp and the mesh came from.
         planner_penetration_mm: the penetration the grasp file reports (planner's exact measure).
-        wall_s: seconds spent simulating.
+        wall_s: seconds spent simulating (the pregrasp and squeeze derivation included).
+        hand: the hand's name.
+        squeeze_source: where the squeeze came from: ``"forces"`` (contact-force solve),
+            ``"fallback:no_contacts"`` / ``"fallback:infeasible"`` (fraction of range), prefixed
+            ``"file:"`` when the grasp file gave it.
+        max_normal_force_n: largest normal force of the squeeze's force set [N] (NaN: none solved).
+        sim_normal_force_n: largest hand-object contact normal force MuJoCo reports at the end of
+            the squeeze, before the push, over the directions run [N] (NaN: not measured, MJX).
     """
 
     success: bool
@@ -116,6 +156,10 @@ class SimResult:
     object_file: str
     planner_penetration_mm: float | None
     wall_s: float
+    hand: str = ""
+    squeeze_source: str = ""
+    max_normal_force_n: float = float("nan")
+    sim_normal_force_n: float = float("nan")
 
     @property
     def max_displacement_mm(self) -> float:
@@ -133,14 +177,24 @@ class SimResult:
 
 
 def schedule(cfg: SimConfig) -> tuple[int, int, int, int]:
-    """Time steps of a direction: ``(n_ramp, n_settle, n_check, n_push)``: ramping the position
-    targets to the squeeze angles (at least 1), holding them, between pose checks (at least 1),
-    pushing."""
-    n_ramp = max(int(round(cfg.squeeze_time / cfg.timestep)), 1)
-    n_settle = int(round(cfg.settle_time / cfg.timestep))
+    """Time steps of a direction: ``(n_close, n_squeeze, n_check, n_push)``: ramping the position
+    targets from the pregrasp to the grasp angles, from the grasp to the squeeze angles, between
+    pose checks (at least 1), pushing."""
+    n_close = int(round(cfg.close_time / cfg.timestep))
+    n_squeeze = int(round(cfg.squeeze_time / cfg.timestep))
     n_check = max(int(round(CHECK_EVERY / cfg.timestep)), 1)
     n_push = int(round(cfg.duration / cfg.timestep))
-    return n_ramp, n_settle, n_check, n_push
+    return n_close, n_squeeze, n_check, n_push
+
+
+def ramp(k, n_close: int, n_squeeze: int, c_pre, c_grasp, c_squeeze, xp=None):
+    """Position targets after step ``k`` (0-based) of the closing sequence: pregrasp -> grasp over
+    ``n_close`` steps, grasp -> squeeze over ``n_squeeze`` steps, then the squeeze (NumPy or, with
+    ``xp=jax.numpy``, traced ``k``)."""
+    xp = np if xp is None else xp
+    a = xp.clip((k + 1) / max(n_close, 1), 0.0, 1.0) if n_close else 1.0
+    b = xp.clip((k + 1 - n_close) / max(n_squeeze, 1), 0.0, 1.0) if n_squeeze else 1.0
+    return xp.where(k < n_close, c_pre + (c_grasp - c_pre) * a, c_grasp + (c_squeeze - c_grasp) * b)
 
 
 def failure_reason(direction: str, displacement_m: float, cfg: SimConfig) -> str:
@@ -159,3 +213,13 @@ def failed_result(source: str, reason: str) -> SimResult:
     """The result of a grasp that could not be simulated (``reason``: the error)."""
     nan = float("nan")
     return SimResult(False, reason, nan, nan, 0, (), 0, source, "", None, 0.0)
+
+
+def failed_with(source: str, reason: str, grasp: dict | None) -> SimResult:
+    """:func:`failed_result` naming the grasp's object and hand when the grasp dict is known."""
+    r = failed_result(source, reason)
+    if grasp is None:
+        return r
+    obj, hand = grasp.get("object", {}), grasp.get("hand", {})
+    return dataclasses.replace(r, object_file=str(obj.get("file", "")) if isinstance(obj, dict) else "",
+                               hand=str(hand.get("name", "")) if isinstance(hand, dict) else "")

@@ -4,11 +4,14 @@ Used by :mod:`jaxgrasp.simulate` (the protocol, results and command line); host 
 ``mujoco.MjSpec``.
 
 * **hand** (:func:`build_scene`): the hand file as written (joint equalities, tendons, contact
-  exclusions kept); its root body is *fixed* at the grasp's palm pose (the grasp JSON's
-  ``palm_pose`` places the root body in the object's input frame, which is the simulation's world
-  frame). Joints driven by the file's position actuators, or, for a hand without actuators, one
-  added position actuator per independent joint (``SimConfig.kp``). Hand bodies are gravity
-  compensated.
+  exclusions kept); its root body is a *mocap* body (DexGraspBench's ``fc_mocap``: a kinematic
+  body that the simulation moves through ``d.mocap_pos`` / ``d.mocap_quat``, :func:`set_palm`),
+  at the grasp's palm pose after ``mj_resetData`` (the grasp JSON's ``palm_pose`` places the root
+  body in the object's input frame, which is the simulation's world frame). A root that cannot be
+  a mocap body (one with joints, or below a static parent) stays welded (``Scene.mocap`` -1; the
+  palm then cannot move). Joints driven by the file's position actuators, or, for a hand without
+  actuators, one added position actuator per independent joint (``SimConfig.kp``). Hand bodies
+  are gravity compensated.
 * **object** (:func:`convex_pieces`): a free body at its centre of mass, made of convex pieces: the
   mesh itself when it is convex, else a CoACD convex decomposition (cached under
   ``$JAXGRASP_CACHE`` or ``~/.cache/jaxgrasp/coacd``, keyed by a hash of the mesh and the
@@ -19,7 +22,8 @@ Used by :mod:`jaxgrasp.simulate` (the protocol, results and command line); host 
 * **MJX variant** (``build_scene(..., cylinder_sides=16, numeric={"max_contact_points": 32})``,
   used by :mod:`jaxgrasp.sim.mjx`): cylinders become convex prisms of equal area, mass and
   pose (MJX collides no cylinder with a box or mesh), and MJX's contact cap is stored in the model.
-* **squeeze** (:func:`closing_signs`, :func:`squeeze_angles`): each independent joint moves by a
+* **fallback squeeze** (:func:`closing_signs`, :func:`squeeze_angles`; the contact-force squeeze is
+  :mod:`jaxgrasp.sim.forces`): each independent joint moves by a
   fraction of its range in its closing direction, the direction that moves the hand's contact
   candidates (pads) along their outward normals at the grasp configuration.
 """
@@ -155,6 +159,8 @@ class Scene:
     hand_geoms: np.ndarray  # geom ids of the hand
     mass: float
     num_pieces: int
+    root_body: int = 0  # body id of the hand's root
+    mocap: int = -1  # mocap id of the root body (-1: welded at its build pose, cannot move)
 
 
 def _hand_spec(hand) -> mujoco.MjSpec:
@@ -204,7 +210,7 @@ def _cylinders_to_prisms(spec: mujoco.MjSpec, sides: int) -> int:
 def build_scene(hand, pieces: list[tuple[np.ndarray, np.ndarray]], T_world_palm: np.ndarray,
                 center_of_mass: np.ndarray, cfg, *, cylinder_sides: int | None = None,
                 numeric: dict[str, float] | None = None) -> Scene:
-    """Compile the hand (root fixed at ``T_world_palm``) and the free object.
+    """Compile the hand (root a mocap body at ``T_world_palm``, module docstring) and the free object.
 
     Args:
         hand: the :class:`jaxgrasp.hand.model.HandModel` (its file is read again with MjSpec).
@@ -246,6 +252,10 @@ def build_scene(hand, pieces: list[tuple[np.ndarray, np.ndarray]], T_world_palm:
     quat = np.zeros(4)
     mujoco.mju_mat2Quat(quat, np.ascontiguousarray(T[:3, :3]).flatten())
     root.pos, root.quat = T[:3, 3], quat
+    # a mocap body: a child of the world without joints (MuJoCo's rule); its pose at mj_resetData
+    # is the body's pos/quat, i.e. the grasp's palm pose
+    can_move = (root.parent is None or root.parent.name == "world") and len(root.joints) == 0
+    root.mocap = bool(can_move)
     for b in spec.bodies:
         if b.name in hand.body_names:
             b.gravcomp = 1.0  # the hand holds itself (matters only for gravity6)
@@ -291,6 +301,7 @@ def build_scene(hand, pieces: list[tuple[np.ndarray, np.ndarray]], T_world_palm:
     obj = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, OBJECT)
     geom_body = np.asarray(model.geom_bodyid)
     hand_bodies = {mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, n) for n in hand.body_names}
+    rid = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, hand.body_names[0])
     return Scene(
         model=model,
         hand_qadr=np.asarray(model.jnt_qposadr[jid]),
@@ -300,7 +311,31 @@ def build_scene(hand, pieces: list[tuple[np.ndarray, np.ndarray]], T_world_palm:
         hand_geoms=np.nonzero(np.isin(geom_body, list(hand_bodies)))[0],
         mass=float(model.body_subtreemass[obj]),
         num_pieces=len(pieces),
+        root_body=rid,
+        mocap=int(model.body_mocapid[rid]),
     )
+
+
+def palm_mocap(T_world_palm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(pos (3,), quat (4,) wxyz)`` of a palm pose ``(4, 4)`` (the root's mocap pose)."""
+    T = np.asarray(T_world_palm, np.float64)
+    quat = np.zeros(4)
+    mujoco.mju_mat2Quat(quat, np.ascontiguousarray(T[:3, :3]).flatten())
+    return T[:3, 3].copy(), quat
+
+
+def set_palm(scene: Scene, d: mujoco.MjData, pos: np.ndarray, quat: np.ndarray | None = None) -> None:
+    """Put the hand's root (mocap) body at ``pos (3,)`` (and ``quat (4,)`` wxyz when given); kinematics
+    not recomputed.
+
+    Raises:
+        ValueError: the scene's root is welded (``scene.mocap`` -1).
+    """
+    if scene.mocap < 0:
+        raise ValueError("this scene's hand root is welded (not a mocap body): the palm cannot move")
+    d.mocap_pos[scene.mocap] = pos
+    if quat is not None:
+        d.mocap_quat[scene.mocap] = quat
 
 
 def ctrl_for(scene: Scene, q: np.ndarray) -> np.ndarray:
@@ -330,5 +365,5 @@ def penetrations(scene: Scene, d: mujoco.MjData) -> tuple[float, float, int]:
     return ho, hh, n
 
 
-__all__ = ["OBJECT", "Scene", "build_scene", "closing_signs", "convex_pieces", "ctrl_for", "penetrations",
-           "squeeze_angles"]
+__all__ = ["OBJECT", "Scene", "build_scene", "closing_signs", "convex_pieces", "ctrl_for", "palm_mocap",
+           "penetrations", "set_palm", "squeeze_angles"]

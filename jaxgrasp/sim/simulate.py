@@ -9,8 +9,9 @@ Scene (:mod:`jaxgrasp.sim.scene`: built with ``mujoco.MjSpec`` from the hand's o
 :func:`build_scene`):
 
 * **hand**: the hand file as written (joint equalities, tendons, contact exclusions kept); its root
-  body is *fixed* at the grasp's palm pose (the grasp JSON's ``palm_pose`` places the root body in
-  the object's input frame, which is the simulation's world frame). Joints driven by the file's
+  body is a *mocap* body (DexGraspBench's ``fc_mocap``), posed by the simulation: at the grasp's
+  palm pose, or moving there from the pregrasp's (the grasp JSON's ``palm_pose`` places the root
+  body in the object's input frame, which is the simulation's world frame). Joints driven by the file's
   position actuators, or, for a hand without actuators, one added position actuator per
   independent joint (``SimConfig.kp``). Hand bodies are gravity compensated.
 * **object**: a free body at its centre of mass, made of convex pieces: the mesh itself when it
@@ -28,12 +29,16 @@ Protocol (:func:`simulate_scene`), DexGraspBench's ``fc_mocap`` evaluation:
 1. Place the hand at the grasp (joint angles as in the JSON), the object at rest. The initial
    penetration is the deepest hand-object contact MuJoCo reports (``-dist``); over
    ``max_initial_penetration`` (1 cm) the grasp fails outright.
-2. For each of the six directions +x, -x, +y, -y, +z, -z in turn, from that same initial state:
-   squeeze (the position targets move from the grasp angles to the squeeze angles over
-   ``squeeze_time``, then hold for ``settle_time``); then push the object's centre of mass with
-   ``force_per_kg`` newtons per kilogram of its mass along the direction for ``duration``
-   (2 s), gravity off (DexGraspBench disables gravity). The object's displacement (centre of mass) and rotation are
-   measured from its initial pose (before the squeeze, as DexGraspBench), every 0.1 s.
+2. For each of the six directions +x, -x, +y, -y, +z, -z in turn, from the same initial state
+   (hand at the *pregrasp* with ``start_at_pregrasp``, else at the grasp; object at rest): the
+   position targets move from the pregrasp to the grasp angles over ``close_time`` (0.4 s) while
+   the palm (mocap) moves, linearly, from the pregrasp's palm pose to the grasp's; then the
+   targets move from the grasp to the *squeeze* angles over ``squeeze_time`` (0.4 s), the palm
+   held at the grasp (through the push too); then push the object's centre of mass with ``force_per_kg`` newtons
+   per kilogram of its mass along the direction for ``duration`` (2 s), gravity off
+   (DexGraspBench disables gravity). The object's displacement (centre of mass) and rotation are
+   measured every 0.1 s from its pose at rest *before the hand closes* (DexGraspBench's choice:
+   whatever the closing and the squeeze move the object counts against the thresholds).
 3. Success: displacement < ``max_translation`` (5 cm) and rotation < ``max_rotation_deg`` (15 deg)
    throughout all six directions. With ``stop_on_failure`` (default, as DexGraspBench) the first
    failing direction ends the test.
@@ -51,11 +56,31 @@ Actuator gain: DexGraspBench raised the Shadow Hand's position gain from 1 to 5 
 ``kp=5`` (the default) does the same for every actuator of the hand file, ``kp=None`` keeps the
 file's gains.
 
-Squeeze: the squeeze target moves each independent joint by ``squeeze`` (a fraction of its range)
-in its *closing* direction, the direction that moves the hand's contact candidates (pads) along
-their outward normals at the grasp configuration (:func:`closing_signs`; joints whose pads move
-sideways, like finger spread, are not squeezed). A squeeze that large cannot close fingers that
-are far from the object onto it, so a grasp without contact still fails.
+Pregrasp and squeeze (:mod:`jaxgrasp.sim.forces`): a schema-2 grasp file's
+``pregrasp_joint_angles`` / ``squeeze_joint_angles`` when present, else derived at the grasp: the
+squeeze from a contact-force solve (forces in the friction cones that resist ``force_safety``
+times each of the six pushes; squeeze targets ``q + K^-1 J^T f`` through the actuators' gains),
+falling back to ``squeeze`` (a fraction of each closing joint's range, :func:`closing_signs`) for a
+grasp without contacts or feasible forces; the pregrasp opens the closing joints until the fingers
+are ``pregrasp_clearance`` from the object, and backs the palm off along its normal until the palm
+and what else the opening left near the object are that far too (``pregrasp_palm_backoff``:
+a fixed distance instead; :mod:`jaxgrasp.sim.pregrasp`). A schema-2 file's
+``pregrasp_palm_pose`` is used when present. ``SimResult.squeeze_source`` says which squeeze ran,
+``max_normal_force_n`` its largest solved normal force, ``sim_normal_force_n`` the largest contact
+force MuJoCo reports at the end of the squeeze. ``start_at_pregrasp=False`` (the default) starts at the grasp
+(the fingers then hold the grasp for ``close_time``, the palm at the grasp throughout).
+
+Pregrasp and penetration: with the palm at the grasp from the first step and the object free, a
+palm (or knuckle) contact that penetrates at the grasp (planner grasps read 1-2 mm deep in MuJoCo,
+next paragraph) pushes the object off before the opened fingers arrive; the moving palm (backed
+off 5-7 mm, arriving with the fingers) removes that. Measured on four planned grasps of two YCB
+scans (``python -m jaxgrasp.plan 055_baseball.stl 005_tomato_soup_can.stl --grasps 2 --starts 16
+--steps 150 --refine-steps 0``) and the sphere fixture, force squeeze, grasps held at 10 / 98.1
+N/kg: from the grasp 3/4 + sphere 0/1 and 3/4 + 1/1; from the pregrasp with the palm welded at
+the grasp (``pregrasp_palm_backoff=0``) 0/4 + 1/1 both; from the pregrasp with the moving palm
+2/4 + 1/1 both (fixed backoffs of 1, 2, 3 cm: 2/4, 2/4, 3/4 planned, and the sphere lost at 2 and
+3 cm, its far-side fingers swept through it). The moving palm fixes the welded pregrasp but
+holds fewer planned grasps than starting at the grasp, hence the default.
 
 Initial penetration, MuJoCo against the planner: MuJoCo measures the hand's real collision geoms
 (true capsules, spheres, boxes) against the object's convex pieces; the planner's exact evaluation
@@ -94,7 +119,8 @@ import trimesh
 from tqdm import tqdm
 
 from jaxgrasp.hand.model import load_hand
-from jaxgrasp.sim.grasp_files import collect_grasp_files, object_mesh_of, read_grasps
+from jaxgrasp.sim.forces import grasp_protocol_poses, grasp_scene
+from jaxgrasp.sim.grasp_files import collect_grasp_files, read_grasps
 from jaxgrasp.sim.mjx import mjx_available, simulate_grasps_mjx
 from jaxgrasp.sim.protocol import (
     DIRECTIONS,
@@ -102,18 +128,13 @@ from jaxgrasp.sim.protocol import (
     SimConfig,
     SimResult,
     failed_result,
+    failed_with,
     failure_reason,
+    ramp,
     schedule,
     verdict,
 )
-from jaxgrasp.sim.scene import (
-    Scene,
-    build_scene,
-    convex_pieces,
-    ctrl_for,
-    penetrations,
-    squeeze_angles,
-)
+from jaxgrasp.sim.scene import Scene, ctrl_for, penetrations, set_palm
 
 __all__ = ["simulate_grasp", "simulate_many", "simulate_scene"]
 
@@ -123,8 +144,11 @@ __all__ = ["simulate_grasp", "simulate_many", "simulate_scene"]
 # ----------------------------------------------------------------------------------------------
 
 
-def _reset(scene: Scene, d: mujoco.MjData, q: np.ndarray, ctrl: np.ndarray, x0: np.ndarray) -> None:
-    mujoco.mj_resetData(scene.model, d)
+def _reset(scene: Scene, d: mujoco.MjData, q: np.ndarray, ctrl: np.ndarray, x0: np.ndarray,
+           palm: np.ndarray | None = None) -> None:
+    mujoco.mj_resetData(scene.model, d)  # the palm (mocap) at the grasp
+    if palm is not None:
+        set_palm(scene, d, palm)
     d.qpos[scene.hand_qadr] = q
     d.qpos[scene.object_qadr:scene.object_qadr + 7] = x0
     d.ctrl[:] = ctrl
@@ -138,41 +162,72 @@ def _pose_change(d: mujoco.MjData, body: int, p0: np.ndarray, q0: np.ndarray) ->
     return disp, float(np.degrees(2.0 * np.arccos(dot)))
 
 
-def simulate_scene(scene: Scene, q_grasp: np.ndarray, q_squeeze: np.ndarray, cfg: SimConfig) -> dict:
+def _max_normal_force(scene: Scene, d: mujoco.MjData) -> float:
+    """Largest hand-object contact normal force [N] of the current state (0 without contact)."""
+    obj, hand = set(scene.object_geoms.tolist()), set(scene.hand_geoms.tolist())
+    f6, best = np.zeros(6), 0.0
+    for i, c in enumerate(d.contact[: d.ncon]):
+        g1, g2 = int(c.geom1), int(c.geom2)
+        if (g1 in obj and g2 in hand) or (g2 in obj and g1 in hand):
+            mujoco.mj_contactForce(scene.model, d, i, f6)
+            best = max(best, float(f6[0]))
+    return best
+
+
+def simulate_scene(scene: Scene, q_grasp: np.ndarray, q_squeeze: np.ndarray, cfg: SimConfig,
+                   q_pregrasp: np.ndarray | None = None, palm_pregrasp: np.ndarray | None = None) -> dict:
     """Run the protocol (module docstring) on a built scene.
 
     Args:
-        scene: from :func:`build_scene`.
+        scene: from :func:`build_scene` (the palm at the grasp's pose).
         q_grasp, q_squeeze: ``(J,)`` joint angles at the grasp and the squeeze target.
         cfg: settings.
+        q_pregrasp: ``(J,)`` joint angles the hand starts from (None: the grasp).
+        palm_pregrasp: ``(4, 4)`` palm (root body) pose the hand starts from, its rotation the
+            grasp's (None: the grasp's pose). It moves to the grasp's pose, linearly, over the
+            closing ramp; the scene's root must be a mocap body.
 
     Returns:
         ``{"success", "reason", "initial_penetration_mm", "self_penetration_mm",
-        "initial_contacts", "directions": [DirectionResult]}``.
+        "initial_contacts", "directions": [DirectionResult], "sim_normal_force_n", "palm_path"}``:
+        ``palm_path`` ``(3, 3)`` the root body's world position at the start of the first direction,
+        at the end of its closing ramp and at the end of its squeeze.
     """
     m = scene.model
     d = mujoco.MjData(m)
     x0 = np.zeros(7)
     x0[:3] = m.body_pos[scene.object_body]
     x0[3] = 1.0
-    c_grasp, c_squeeze = ctrl_for(scene, q_grasp), ctrl_for(scene, q_squeeze)
+    q_pre = q_grasp if q_pregrasp is None else q_pregrasp
+    c_pre, c_grasp, c_squeeze = ctrl_for(scene, q_pre), ctrl_for(scene, q_grasp), ctrl_for(scene, q_squeeze)
     _reset(scene, d, q_grasp, c_grasp, x0)
+    p_grasp = d.xpos[scene.root_body].copy()
+    p_pre = p_grasp if palm_pregrasp is None else np.asarray(palm_pregrasp, np.float64)[:3, 3]
+    moving = not np.array_equal(p_pre, p_grasp)
     ho, hh, ncon = penetrations(scene, d)
     out = {"initial_penetration_mm": ho * 1e3, "self_penetration_mm": hh * 1e3, "initial_contacts": ncon,
-           "directions": []}
+           "directions": [], "sim_normal_force_n": float("nan")}
     if ho > cfg.max_initial_penetration:
         return {**out, "success": False, "reason": "initial_penetration"}
-    p0, q0 = d.xipos[scene.object_body].copy(), d.xquat[scene.object_body].copy()
-    n_ramp, n_settle, n_check, n_push = schedule(cfg)
-    reason = "ok"
+    n_close, n_squeeze, n_check, n_push = schedule(cfg)
+    reason, fmax, path = "ok", 0.0, []
     for name, u in DIRECTIONS:
         u = np.asarray(u, np.float64)
-        _reset(scene, d, q_grasp, c_grasp, x0)
+        _reset(scene, d, q_pre, c_pre, x0, p_pre if moving else None)
+        first = not path
+        if first:
+            path.append(d.xpos[scene.root_body].copy())
+        # the object's pose at rest before the hand closes: the displacement's origin (DexGraspBench)
+        p0, q0 = d.xipos[scene.object_body].copy(), d.xquat[scene.object_body].copy()
         m.opt.gravity[:] = 0.0
-        for k in range(n_ramp):
-            d.ctrl[:] = c_grasp + (c_squeeze - c_grasp) * (k + 1) / n_ramp
+        for k in range(n_close + n_squeeze):
+            d.ctrl[:] = ramp(k, n_close, n_squeeze, c_pre, c_grasp, c_squeeze)
+            if moving:  # the palm (mocap) from the pregrasp's pose to the grasp's with the fingers' targets
+                set_palm(scene, d, ramp(k, n_close, n_squeeze, p_pre, p_grasp, p_grasp))
             mujoco.mj_step(m, d)
-        mujoco.mj_step(m, d, nstep=n_settle) if n_settle else None
+            if first and k + 1 in (n_close, n_close + n_squeeze):
+                path.append(d.xpos[scene.root_body].copy())
+        fmax = max(fmax, _max_normal_force(scene, d))
         if cfg.protocol == "dexgraspbench":
             d.xfrc_applied[scene.object_body, :3] = cfg.force_per_kg * scene.mass * u
         else:
@@ -196,7 +251,7 @@ def simulate_scene(scene: Scene, q_grasp: np.ndarray, q_squeeze: np.ndarray, cfg
             if cfg.stop_on_failure:
                 break
     success, reason = verdict(out["directions"], reason)
-    return {**out, "success": success, "reason": reason}
+    return {**out, "success": success, "reason": reason, "sim_normal_force_n": fmax, "palm_path": np.array(path[:3])}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -209,7 +264,7 @@ def simulate_grasp(grasp: dict | str | os.PathLike, config: SimConfig | None = N
     """Simulate one grasp (see the module docstring for the protocol).
 
     Args:
-        grasp: a grasp dict (schema ``jaxgrasp.grasp/1``) or a path to a grasp file (a plan file
+        grasp: a grasp dict (schema ``jaxgrasp.grasp/1`` or ``/2``) or a path to a grasp file (a plan file
             with several grasps: use :func:`simulate_many`).
         config: :class:`SimConfig`.
         object_mesh: the object mesh in the grasp's input frame, in metres (default: the file
@@ -229,30 +284,17 @@ def simulate_grasp(grasp: dict | str | os.PathLike, config: SimConfig | None = N
             raise ValueError(f"{grasp}: holds {len(grasps)} grasps; use simulate_many")
         grasp = grasps[0]
     source = grasp.get("_source", source)
-    if hand is None or Path(hand.path).resolve() != Path(grasp["hand"]["file"]).resolve():
-        hand = load_hand(grasp["hand"]["file"]) if Path(grasp["hand"]["file"]).is_file() else load_hand(grasp["hand"]["name"])
-    if object_mesh is None:
-        mesh = object_mesh_of(grasp)
-    elif isinstance(object_mesh, trimesh.Trimesh):
-        mesh = object_mesh
-    else:
-        mesh = trimesh.load(str(object_mesh), force="mesh")
-    missing = [n for n in hand.joint_names if n not in grasp["joint_angles"]]
-    if missing:
-        raise ValueError(f"grasp lacks joint angles for {missing} of hand {hand.name}")
-    q = np.array([grasp["joint_angles"][n] for n in hand.joint_names], np.float64)
-    T = np.asarray(grasp["palm_pose"]["matrix"], np.float64)
-    pieces = convex_pieces(mesh, threshold=cfg.coacd_threshold, max_pieces=cfg.max_pieces)
-    com = np.asarray(grasp["object"].get("center_of_mass", mesh.center_mass), np.float64)
-    scene = build_scene(hand, pieces, T, com, cfg)
-    r = simulate_scene(scene, q, squeeze_angles(hand, q, cfg.squeeze), cfg)
+    hand, scene, q = grasp_scene(grasp, cfg, hand=hand, object_mesh=object_mesh)
+    poses = grasp_protocol_poses(grasp, scene, hand, q, cfg)
+    r = simulate_scene(scene, q, poses["squeeze"], cfg, q_pregrasp=poses["pregrasp"], palm_pregrasp=poses["pregrasp_palm"])
     pen = grasp.get("metrics", {}).get("penetration_mm")
     return SimResult(success=bool(r["success"]), reason=r["reason"],
                      initial_penetration_mm=float(r["initial_penetration_mm"]),
                      self_penetration_mm=float(r["self_penetration_mm"]), initial_contacts=int(r["initial_contacts"]),
                      directions=tuple(r["directions"]), num_pieces=scene.num_pieces, grasp_file=source,
                      object_file=str(grasp["object"]["file"]), planner_penetration_mm=None if pen is None else float(pen),
-                     wall_s=time.perf_counter() - t0)
+                     wall_s=time.perf_counter() - t0, hand=hand.name, squeeze_source=poses["squeeze_source"],
+                     max_normal_force_n=poses["max_normal_force_n"], sim_normal_force_n=float(r["sim_normal_force_n"]))
 
 
 def _resolve_backend(backend: str, group_size: int) -> str:
@@ -293,7 +335,7 @@ def simulate_many(paths, config: SimConfig | None = None, *, progress: bool = Tr
             key = (hand_key, str(g["object"]["file"]), float(g["object"].get("units_scale", 1.0)),
                    tuple(g["object"].get("center_of_mass", ())))
         except (KeyError, TypeError, ValueError) as e:
-            out[i] = failed_result(f, f"error: {type(e).__name__}: {e}")
+            out[i] = failed_with(f, f"error: {type(e).__name__}: {e}", g)
             continue
         groups.setdefault(key, []).append(i)
     hands: dict[str, object] = {}
@@ -306,7 +348,7 @@ def simulate_many(paths, config: SimConfig | None = None, *, progress: bool = Tr
             use = _resolve_backend(backend, len(idx))
         except Exception as e:
             for i in idx:
-                out[i] = failed_result(items[i][0], f"error: {type(e).__name__}: {e}")
+                out[i] = failed_with(items[i][0], f"error: {type(e).__name__}: {e}", items[i][1])
             bar.update(len(idx))
             continue
         if use == "mjx":
@@ -332,7 +374,7 @@ def simulate_many(paths, config: SimConfig | None = None, *, progress: bool = Tr
             try:
                 out[i] = simulate_grasp(items[i][1], cfg, hand=hands[key[0]])
             except Exception as e:  # one bad grasp must not stop a batch
-                out[i] = failed_result(items[i][0], f"error: {type(e).__name__}: {e}")
+                out[i] = failed_with(items[i][0], f"error: {type(e).__name__}: {e}", items[i][1])
             bar.update(1)
     bar.close()
     return out  # type: ignore[return-value]
