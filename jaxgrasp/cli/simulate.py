@@ -57,9 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--start-at-pregrasp", dest="start_at_pregrasp", action="store_const", const=True,
                        default=SimConfig.start_at_pregrasp,
                        help="start each direction at the pregrasp (fingers opened, palm backed off), as DexGraspBench "
-                            "fc_mocap (default: at the grasp)")
+                            "fc_mocap (the default)")
     start.add_argument("--start-at-grasp", dest="start_at_pregrasp", action="store_const", const=False,
-                       help="start each direction at the grasp (the default)")
+                       help="start each direction at the grasp")
     ap.add_argument("--palm-backoff", type=float, default=SimConfig.pregrasp_palm_backoff,
                     help="pregrasp palm backoff along the palm normal, m (default: the smallest that clears the "
                          "palm; 0: the palm stays at the grasp)")

@@ -48,9 +48,9 @@ class SimConfig:
             and rigid; the simulated fingers are compliant position servos and the object starts
             free: :mod:`jaxgrasp.sim.forces`).
         start_at_pregrasp: start each direction at the pregrasp (DexGraspBench ``fc_mocap``: fingers
-            opened, palm backed off; both move to the grasp over ``close_time``); False (the
-            default: it held more planned grasps, :mod:`jaxgrasp.sim.simulate`): at the grasp (the
-            closing ramp then holds the grasp).
+            opened, palm backed off; both move to the grasp over ``close_time``; the default: it
+            held more planned grasps at DexGraspBench's force, :mod:`jaxgrasp.sim.simulate`);
+            False: at the grasp (the closing ramp then holds the grasp).
         pregrasp_clearance: the pregrasp opens the fingers until they are this far [m] from the
             object, and backs the palm off until the whole hand is (:mod:`jaxgrasp.sim.pregrasp`).
         pregrasp_palm_backoff: how far [m] the pregrasp's palm is backed off from the grasp's,
@@ -85,7 +85,7 @@ class SimConfig:
     force_safety: float = 3.0
     pregrasp_clearance: float = 0.005
     pregrasp_palm_backoff: float | None = None
-    start_at_pregrasp: bool = False
+    start_at_pregrasp: bool = True
     timestep: float = 0.004
     friction: float = 0.6
     torsional_friction: float = 0.02
