@@ -297,7 +297,12 @@ def main() -> None:
         print(f"{k:<28}{s['valid']:>4}/{s['grasps']:<2}{s['valid_and_independent_le_1mm']:>9}{s['held_1x']:>9}"
               f"{s['held_10x']:>9}{ttv if ttv is None else round(ttv, 2)!s:>10}{s['median_sim_wall_s']:>7.1f}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": machine, "budget_s": args.budget, "summary": summary, "rows": rows}, indent=1))
+    keep = ("hand", "method", "object", "valid", "penetration_mm", "geom_penetration_mm", "independent_mm", "q1",
+            "time_to_first_valid_s", "held_1x", "held_10x", "sim_reason_1x", "sim_reason_10x",
+            "mujoco_initial_penetration_mm")
+    small = [{k: (round(r[k], 4) if isinstance(r.get(k), float) else r.get(k)) for k in keep} for r in rows]
+    text = json.dumps({"machine": machine, "budget_s": args.budget, "summary": summary}, indent=1)
+    out.write_text(text[:-2] + ',\n "rows": [\n' + ",\n".join(json.dumps(r) for r in small) + "\n ]\n}\n")
     print(f"wrote {out}")
 
 
