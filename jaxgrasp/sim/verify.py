@@ -37,6 +37,9 @@ def verify_in_simulation(results: list[GraspResult], num_grasps: int,
                          sim_config: SimConfig | None = None) -> list[GraspResult]:
     """The first ``num_grasps`` of ``results`` (ranked) that are valid and held in simulation.
 
+    Args:
+        results: the grasps of one plan (one object), best first.
+
     Returns:
         Those grasps, each with ``metrics["simulation"]`` (its :class:`SimResult` as a dict) and
         ``metrics["verify"]``: ``simulated``, ``rejected_in_simulation``, ``invalid_not_simulated``
@@ -45,12 +48,13 @@ def verify_in_simulation(results: list[GraspResult], num_grasps: int,
     t0 = time.perf_counter()
     held, simulated = [], 0
     invalid = sum(not r.metrics["valid"] for r in results)
+    # the results of one plan share their object: one mesh for every simulation
+    mesh = trimesh.Trimesh(results[0].object_vertices, results[0].object_faces, process=False) if results else None
     for r in results:
         if len(held) == num_grasps:
             break
         if not r.metrics["valid"]:
             continue
-        mesh = trimesh.Trimesh(r.object_vertices, r.object_faces, process=False)
         sim = simulate_grasp(grasp_to_dict(r), sim_config, object_mesh=mesh, hand=r.hand)
         simulated += 1
         if sim.success:
