@@ -10,15 +10,23 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
 import jax.numpy as jnp
 import mujoco
 import numpy as np
 import pytest
 import trimesh
 
+from jaxgrasp.hand.geom_cores import AXIS_POINTS, geom_core_points, vertex_rows
+from jaxgrasp.hand.geoms import BOX, CAPSULE, CYLINDER, SPHERE, geoms_in_object
 from jaxgrasp.hand.kinematics import pose_hand
 from jaxgrasp.hand.model import load_hand
+from jaxgrasp.mesh.geometry import signed_distance
+from jaxgrasp.mesh.objects import make_object
 from jaxgrasp.planning.evaluation import evaluate, with_geom_metrics
+from jaxgrasp.planning.geom_check import with_geoms
+from jaxgrasp.planning.objective import Phase, active_sets, grasp_loss, loss_params
+from jaxgrasp.planning.planner import PlanConfig, make_scene, prepare
 from jaxgrasp.planning.prepared import prepare_object
 from jaxgrasp.planning.settings import EvalConfig
 
@@ -79,3 +87,63 @@ def test_evaluate_reports_the_geoms_only_for_grasps_the_samples_accept(corner_sc
     hand, _, prep, x = corner_scene
     m = evaluate(hand, prep, x, EvalConfig(), extras=False)
     assert not m["valid"] and "geom_penetration_mm" not in m  # no force closure: not checked
+
+
+def test_the_loss_pushes_the_corner_the_samples_miss(corner_scene):
+    """With the geoms attached, the planner's collision term measures the palm corner itself
+    (MuJoCo's depth), and a step down its gradient lifts the corner out."""
+    hand, cube, _, x = corner_scene
+    cfg = PlanConfig()
+    geo = with_geoms(hand)
+    scene = make_scene(prepare(cube, cfg), cfg, dtype=hand.body_pos.dtype)
+    params = loss_params(cfg.evaluation, cfg.loss, cfg.squeeze, dtype=hand.body_pos.dtype)
+    phase = Phase(terms=("coll",))
+
+    def corner_depth(xi):  # deepest core point [m], in the frame of scene.obj
+        core, radius = geom_core_points(geo.geoms, pose_hand(geo, xi).T_world_body)
+        d, _ = signed_distance(scene.obj, core + scene.com, exact=False)
+        return float(jnp.max(radius - d))
+
+    q = np.asarray(pose_hand(hand, jnp.asarray(x)).joint_angles, np.float64)
+    ref = 1e3 * _mujoco_depth(hand, cube, q)
+    assert abs(1e3 * corner_depth(jnp.asarray(x)) - ref) < 0.05
+    si, oi = active_sets(geo, scene, jnp.asarray(x), 256, 128)
+
+    def coll(h, xi):
+        return grasp_loss(h, scene, xi, si, oi, params, phase)[0]
+
+    assert float(coll(geo, jnp.asarray(x))) > 1.5 * float(coll(hand, jnp.asarray(x)))  # the hulls see less
+    g = jax.grad(lambda xi: coll(geo, xi))(jnp.asarray(x))
+    assert bool(jnp.all(jnp.isfinite(g)))
+    x1 = jnp.asarray(x) - 1e-3 * g / jnp.linalg.norm(g)
+    assert corner_depth(x1) < corner_depth(jnp.asarray(x)) - 2e-4
+
+
+@pytest.mark.parametrize("hand_name", ["shadow", "shadow_menagerie"])
+def test_core_points_reach_as_deep_as_the_geoms(hand_name):
+    """Per primitive geom, the core points' depth ``radius - sd`` into a half-space (a 2 m box's top)
+    equals the geom's exact depth (jaxgrasp.hand.geoms.geoms_in_object; sd is affine there, so the
+    capsule's axis ends and a box's corners are exact), a cylinder within r (1 - cos 22.5 deg): its
+    16 kept vertices are 8 per rim."""
+    hand = load_hand(hand_name, dtype=jnp.float64)
+    geoms = with_geoms(hand).geoms
+    rng = np.random.default_rng(3)
+    owner = np.concatenate([geoms.of(SPHERE), np.repeat(geoms.of(CAPSULE), AXIS_POINTS), vertex_rows(geoms)[1]])
+    box = trimesh.creation.box(extents=[2.0, 2.0, 2.0])
+    x = np.zeros(hand.num_dof)
+    x[3:6] = rng.normal(size=3)  # a random palm rotation: the geoms at random angles to the face
+    x[6:] = rng.normal(size=hand.num_independent)  # joint logits: angles spread over the ranges
+    T = pose_hand(hand, jnp.asarray(x)).T_world_body
+    core, radius = geom_core_points(geoms, T)
+    top = float(jnp.min(core[:, 2] - radius)) + 0.004  # the face 4 mm above the lowest geom point
+    obj = make_object(box.vertices + [0.0, 0.0, top - 1.0], box.faces, check_units=False)[0]
+    exact, _ = geoms_in_object(geoms, T, obj)
+    d, _ = signed_distance(obj, core, exact=False)
+    depth = np.maximum(np.asarray(radius - d), 0.0)
+    for g, kind in enumerate(geoms.types):
+        if kind not in (SPHERE, CAPSULE, BOX, CYLINDER):
+            continue
+        mine = depth[owner == g].max()
+        tol = 1e-7 if kind != CYLINDER else float(geoms.size[g, 0]) * (1 - np.cos(np.pi / 8)) + 1e-7
+        assert exact[g] - tol <= mine <= exact[g] + 1e-7, (geoms.names[g], mine, float(exact[g]))
+    assert float(np.max(exact)) > 0.003  # the face cut into the hand

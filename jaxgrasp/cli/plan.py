@@ -273,7 +273,7 @@ def plan_object(job: Job, name: str, identity: dict, out: Path, hand, cfg, args,
     grasps = [grasp_to_dict(r) for r in results]
     for g in grasps:  # in the file's frame (the planner moved them back by any shift)
         g["object"]["file"] = job.source
-    if args.poses or args.verify:  # schema 2: pregrasp and squeeze from the contact forces (MuJoCo)
+    if args.poses and not args.verify:  # schema 2 (--verify: the poses it simulated are in the dicts)
         log.info("deriving pregrasp and squeeze poses")
         tm_input = trimesh.Trimesh(best.object_vertices, best.object_faces, process=False)
         grasps = [grasp_poses(g, hand=hand, object_mesh=tm_input) for g in grasps]

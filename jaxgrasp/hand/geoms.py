@@ -264,11 +264,11 @@ def _depths(geoms, R, t, x, kinds):
     return out
 
 
-def geom_depth(geoms: HandGeoms, T_world_body: jax.Array, points: jax.Array) -> jax.Array:
-    """Depth ``(N, G)`` of world points ``(N, 3)`` inside every geom: the distance to its boundary
-    inside, 0 outside. ``T_world_body``: (B, 4, 4) posed bodies."""
+def geom_depth(geoms: HandGeoms, T_world_body: jax.Array, points: jax.Array, kinds=None) -> jax.Array:
+    """Depth ``(N, G)`` of world points ``(N, 3)`` inside every geom (of ``kinds``, default all; 0 in
+    the others): the distance to its boundary inside, 0 outside. ``T_world_body``: (B, 4, 4)."""
     R, t = geom_poses(geoms, T_world_body)
-    return jnp.maximum(_depths(geoms, R, t, points, set(geoms.types)), 0.0).T
+    return jnp.maximum(_depths(geoms, R, t, points, set(geoms.types) if kinds is None else set(kinds)), 0.0).T
 
 
 def _object_edges(obj: Object, rows):

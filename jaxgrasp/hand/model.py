@@ -81,6 +81,11 @@ class HandModel:
     fixed_joints: tuple[int, ...] = struct.field(pytree_node=False, default=())  # wrist joints held at qpos0
     findings: tuple[str, ...] = struct.field(pytree_node=False, default=())  # annotation warnings
 
+    # --- the hand file's own collision geoms (jaxgrasp.hand.geoms.HandGeoms), when attached ---
+    # (jaxgrasp.planning.geom_check.with_geoms): the planner's collision term then measures them
+    # instead of the link hulls; None: the hulls and samples above only.
+    geoms: object = None
+
     @property
     def num_bodies(self) -> int:
         return len(self.body_names)

@@ -22,6 +22,7 @@ from jaxgrasp.planning.planner import (
     GraspResult,
     archive_results,
     evaluate_starts,
+    loss_hand,
     make_scene,
     optimize,
     prepare,
@@ -68,6 +69,7 @@ def plan_grasps(mesh, hand: str | HandModel = "shadow", *, num_grasps: int = 1, 
     cfg = with_starts(config or PlanConfig(), num_grasps)
     t0 = time.perf_counter()
     hand_model = hand if isinstance(hand, HandModel) else load_hand(hand)
+    hand_model = loss_hand(hand_model, cfg)
     if time_budget is not None and not time_budget > 0:
         raise ValueError(f"time_budget must be > 0 seconds (or None), got {time_budget}")
     # The evaluation's screening mesh and compiled kernels are made ready beside the steps.

@@ -23,6 +23,7 @@ from jaxgrasp.planning.planner import (
     archive_results,
     evaluate_starts,
     face_bucket,
+    loss_hand,
     main_phase,
     make_scene,
     prepare,
@@ -77,6 +78,7 @@ def plan_batch(meshes, hand: str | HandModel = "shadow", *, num_grasps: int = 1,
     cfg = with_starts(config or PlanConfig(), num_grasps)
     t0 = time.perf_counter()
     hand_model = hand if isinstance(hand, HandModel) else load_hand(hand)
+    hand_model = loss_hand(hand_model, cfg)
     dtype = hand_model.body_pos.dtype
     loaded = [prepare(m, cfg, units=units) for m in meshes]
     if not loaded:

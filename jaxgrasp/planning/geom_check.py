@@ -44,7 +44,7 @@ from jaxgrasp.mesh.objects import Object
 from jaxgrasp.planning.engine import compile_ahead
 from jaxgrasp.planning.prepared import PreparedObject
 
-__all__ = ["MARGIN", "compile_geom_check", "geom_metrics", "geom_radii", "hand_geoms"]
+__all__ = ["MARGIN", "compile_geom_check", "geom_metrics", "geom_radii", "hand_geoms", "with_geoms"]
 
 MARGIN = 0.01  # [m] widening of the geoms' bounding spheres on large meshes (module docstring)
 
@@ -54,12 +54,21 @@ _lock = threading.Lock()
 
 def hand_geoms(hand: HandModel) -> HandGeoms:
     """The hand's collision geoms (:func:`jaxgrasp.hand.geoms.load_geoms`), loaded once per hand
-    file, body list and dtype in this process (loading compiles the hand file with MuJoCo)."""
+    file, body list and dtype in this process (loading compiles the hand file with MuJoCo), or
+    the ones attached to it (:func:`with_geoms`)."""
+    if hand.geoms is not None:
+        return hand.geoms
     key = (hand.path, tuple(hand.body_names), str(hand.body_pos.dtype))
     with _lock:
         if key not in _cache:
             _cache[key] = load_geoms(hand)
         return _cache[key]
+
+
+def with_geoms(hand: HandModel) -> HandModel:
+    """``hand`` with its collision geoms attached (``hand.geoms``): the planner's collision term then
+    measures the geoms themselves (:func:`jaxgrasp.planning.objective.term_coll`)."""
+    return hand if hand.geoms is not None else hand.replace(geoms=hand_geoms(hand))
 
 
 def geom_radii(geoms: HandGeoms) -> np.ndarray:

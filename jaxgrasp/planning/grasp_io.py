@@ -18,8 +18,9 @@ frame of the mesh file after unit scaling)::
                    "candidate": [int, ...],               # contact-candidate index, -1 for a
                                                           # link's closest surface sample
                    "link": [body name, ...]},             # the hand body touching
-      "metrics": {"q1": float, "q1_upper": float | null, "q1_lower": float | null,
-                  "q1_generalized": float | null, "penetration_mm": float,
+      "metrics": {"q1": float, "q1_generalized": float | null,  # (README: the grasp file)
+                  "q1_generalized_upper": float | null, "q1_generalized_lower": float | null,
+                  "penetration_mm": float,
                   "self_penetration_mm": float, "num_contacts": int, "valid": bool,
                   "time_s": float},
       "load_report": {"findings": [...], "repairs": [...]} | null,
@@ -72,7 +73,8 @@ def grasp_to_dict(result, planner: str = "jaxgrasp.plan") -> dict:
     T_c[:3, 3] = result.center_of_mass
     m = {k: v for k, v in result.metrics.items() if k != "contacts"}
     contacts = result.metrics.get("contacts", {})
-    m.setdefault("q1_lower", None)
+    for k in ("q1_generalized", "q1_generalized_upper", "q1_generalized_lower"):  # null without the extras
+        m.setdefault(k, None)
     m["time_s"] = float(result.time_s)
     rep = result.report
     return {
@@ -95,6 +97,7 @@ def grasp_to_dict(result, planner: str = "jaxgrasp.plan") -> dict:
                      "link": list(contacts.get("link", []))},
         "metrics": m,
         "load_report": None if rep is None else {"findings": list(rep.findings), "repairs": list(rep.repairs)},
+        **(result.poses or {}),
     }
 
 

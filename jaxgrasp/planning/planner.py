@@ -36,6 +36,7 @@ from jaxgrasp.planning.evaluation import (  # noqa: F401 (re-exported)
     find_contacts,
     with_geom_metrics,
 )
+from jaxgrasp.planning.geom_check import with_geoms
 from jaxgrasp.planning.objective import (  # noqa: F401 (re-exported)
     LossParams,
     Phase,
@@ -282,11 +283,18 @@ def refine(hand: HandModel, prep: PreparedObject, scene: Scene, keys: list, cfg:
         archive.record(k, {**m, "refined": True}, xi)
 
 
+def loss_hand(hand: HandModel, cfg: PlanConfig) -> HandModel:
+    """The hand as the planner's loss sees it: with the hand file's collision geoms attached when
+    ``cfg.loss.real_geoms`` (:func:`jaxgrasp.planning.geom_check.with_geoms`), without otherwise."""
+    return with_geoms(hand) if cfg.loss.real_geoms else hand.replace(geoms=None)
+
+
 def compile_plan(hand: HandModel, prep: PreparedObject, cfg: PlanConfig) -> None:
     """Compile everything anytime planning (:func:`plan_grasps` with a ``time_budget``) runs for
     this hand and padded object size: the active sets, the steps in chunks of
     ``schedule.eval_every``, the squeeze, the exact evaluation and the reporting metrics, so that
     timed runs exclude compilation."""
+    hand = loss_hand(hand, cfg)
     scene = make_scene(prep, cfg, dtype=hand.body_pos.dtype)
     x0 = start_configs(hand, prep.obj, cfg, jax.random.PRNGKey(cfg.seed))
     compile_evaluation(hand, prep, np.asarray(x0[0]), cfg.evaluation)
@@ -319,6 +327,7 @@ class GraspResult:
     report: LoadReport | None = None
     object_vertices: np.ndarray | None = None  # (V, 3) the object mesh, input frame
     object_faces: np.ndarray | None = None  # (F, 3)
+    poses: dict | None = None  # schema-2 fields (pregrasp, squeeze, forces), jaxgrasp.sim.forces.grasp_poses
 
 
 def archive_results(hand: HandModel, prep: PreparedObject, archive: Archive, num_grasps: int,

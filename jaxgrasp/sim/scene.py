@@ -58,22 +58,43 @@ def _cache_dir() -> Path:
     return (Path(env) if env else Path.home() / ".cache" / "jaxgrasp") / "coacd"
 
 
+# Decimation target and CoACD settings of convex_pieces (the threshold and piece cap come from
+# SimConfig). "preprocess_mode": CoACD's ("auto": remesh the input through a voxel grid of
+# "preprocess_resolution" cells when CoACD finds it not manifold; "on"; "off") or "watertight":
+# "off" when the cleaned input mesh is watertight, else "on". "clean": first drop zero-area faces
+# and both copies of doubled ones. CoACD's remesh (its "auto" found every decimated scan not
+# manifold) gave ~38k faces at resolution 30, whatever the decimation, and cost most of the time
+# and 1-2.5 mm of fidelity (95th percentile); a watertight mesh skips it (benchmarks/sim_new_object.py; the
+# settings before: 2,000 faces, "auto", resolution 1000, MCTS 60 iterations, depth 3, no cleaning).
+MAX_FACES = 1000
+COACD_SETTINGS = {"preprocess_mode": "watertight", "preprocess_resolution": 30, "resolution": 500,
+                  "mcts_iterations": 30, "mcts_nodes": 10, "mcts_max_depth": 2, "clean": True}
+
+
 def convex_pieces(mesh: trimesh.Trimesh, *, threshold: float = 0.05, max_pieces: int = 32,
-                  max_faces: int = 2000, cache: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
+                  max_faces: int = MAX_FACES, settings: dict | None = None,
+                  cache: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
     """Convex pieces ``[(vertices (V, 3), faces (F, 3))]`` of a mesh, in its frame.
 
     A convex mesh is its own single piece; otherwise CoACD (Wei et al. 2022) decomposes it, the
-    result cached by a hash of the mesh and the settings. Meshes over ``max_faces`` are
+    result cached by a hash of the mesh and all the settings. Meshes over ``max_faces`` are
     decimated first, and CoACD's MCTS search runs lighter than its defaults, to bound its time
-    (measurements: docs/decisions.md, "CoACD on a 2,000-face decimation"). Without the ``coacd``
-    package the convex hull is used, with a warning (grasps inside concavities then look
-    penetrating).
+    (:data:`COACD_SETTINGS`, overridden key by key by ``settings``; measurements:
+    benchmarks/sim_new_object.py; the earlier 2,000-face settings: docs/decisions.md, "CoACD on a
+    2,000-face decimation").
+    Without the ``coacd`` package the convex hull is used, with a warning (grasps inside
+    concavities then look penetrating).
     """
     v = np.asarray(mesh.vertices, np.float64)
     f = np.asarray(mesh.faces, np.int64)
     if mesh.is_convex or len(f) <= 4:
         return [(v, f)]
-    key = hashlib.sha256(v.tobytes() + f.tobytes() + f"{threshold}/{max_pieces}/{max_faces}".encode()).hexdigest()[:20]
+    s = {**COACD_SETTINGS, **(settings or {})}
+    unknown = set(s) - set(COACD_SETTINGS)
+    if unknown:
+        raise ValueError(f"unknown convex_pieces settings {sorted(unknown)}; known: {sorted(COACD_SETTINGS)}")
+    tag = f"{threshold}/{max_pieces}/{max_faces}/" + "/".join(f"{k}={s[k]}" for k in sorted(s))
+    key = hashlib.sha256(v.tobytes() + f.tobytes() + tag.encode()).hexdigest()[:20]
     file = _cache_dir() / f"{key}.npz"
     if cache and file.is_file():
         z = np.load(file)
@@ -86,11 +107,22 @@ def convex_pieces(mesh: trimesh.Trimesh, *, threshold: float = 0.05, max_pieces:
         h = mesh.convex_hull
         return [(np.asarray(h.vertices), np.asarray(h.faces))]
     coacd.set_log_level("error")
-    if len(f) > max_faces:
-        dm = mesh.simplify_quadric_decimation(face_count=max_faces)
-        v, f = np.asarray(dm.vertices, np.float64), np.asarray(dm.faces, np.int64)
-    parts = coacd.run_coacd(coacd.Mesh(v, f), threshold=threshold, max_convex_hull=max_pieces, seed=0,
-                            mcts_iterations=60, mcts_nodes=10, preprocess_resolution=30, resolution=1000)
+    work = mesh
+    if s["clean"]:  # scans' stray slivers (zero-area or doubled faces) make a closed mesh look open
+        _, inv, count = np.unique(np.sort(f, axis=1), axis=0, return_inverse=True, return_counts=True)
+        keep = (count[inv.ravel()] == 1) & mesh.nondegenerate_faces()
+        work = trimesh.Trimesh(v, f[keep], process=True)
+        work.remove_unreferenced_vertices()
+    mode = s["preprocess_mode"]
+    if mode == "watertight":
+        mode = "off" if work.is_watertight else "on"
+    if len(work.faces) > max_faces:
+        work = work.simplify_quadric_decimation(face_count=max_faces)
+    wv, wf = np.asarray(work.vertices, np.float64), np.asarray(work.faces, np.int64)
+    parts = coacd.run_coacd(coacd.Mesh(wv, wf), threshold=threshold, max_convex_hull=max_pieces, seed=0,
+                            preprocess_mode=mode, preprocess_resolution=s["preprocess_resolution"],
+                            resolution=s["resolution"], mcts_iterations=s["mcts_iterations"],
+                            mcts_nodes=s["mcts_nodes"], mcts_max_depth=s["mcts_max_depth"])
     pieces = [(np.asarray(pv, np.float64), np.asarray(pf, np.int64)) for pv, pf in parts]
     if cache:
         file.parent.mkdir(parents=True, exist_ok=True)

@@ -21,12 +21,15 @@ from jaxgrasp.planning import api
 from jaxgrasp.planning.grasp_io import grasp_to_dict
 from jaxgrasp.planning.planner import GraspResult
 from jaxgrasp.planning.settings import PlanConfig, with_starts
+from jaxgrasp.sim.forces import grasp_poses
 from jaxgrasp.sim.protocol import SimConfig
 from jaxgrasp.sim.simulate import simulate_grasp
 
 __all__ = ["NoGraspHeld", "plan", "plan_grasps", "verify_in_simulation"]
 
 log = logging.getLogger(__name__)
+
+POSE_FIELDS = ("pregrasp_joint_angles", "pregrasp_palm_pose", "squeeze_joint_angles", "forces")  # schema 2
 
 
 class NoGraspHeld(RuntimeError):
@@ -41,7 +44,8 @@ def verify_in_simulation(results: list[GraspResult], num_grasps: int,
         results: the grasps of one plan (one object), best first.
 
     Returns:
-        Those grasps, each with ``metrics["simulation"]`` (its :class:`SimResult` as a dict) and
+        Those grasps, each with its simulated pregrasp, squeeze and forces (``poses``, written to
+        its grasp file) and ``metrics["simulation"]`` (its :class:`SimResult` as a dict) and
         ``metrics["verify"]``: ``simulated``, ``rejected_in_simulation``, ``invalid_not_simulated``
         and ``sim_s`` (seconds simulating, scene building and convex decomposition included).
     """
@@ -55,10 +59,12 @@ def verify_in_simulation(results: list[GraspResult], num_grasps: int,
             break
         if not r.metrics["valid"]:
             continue
-        sim = simulate_grasp(grasp_to_dict(r), sim_config, object_mesh=mesh, hand=r.hand)
+        grasp = grasp_poses(grasp_to_dict(r), hand=r.hand, object_mesh=mesh, config=sim_config)
+        sim = simulate_grasp(grasp, sim_config, object_mesh=mesh, hand=r.hand)
         simulated += 1
         if sim.success:
-            held.append(dataclasses.replace(r, metrics={**r.metrics, "simulation": sim.to_dict()}))
+            poses = {k: grasp[k] for k in POSE_FIELDS}
+            held.append(dataclasses.replace(r, metrics={**r.metrics, "simulation": sim.to_dict()}, poses=poses))
     counts = {"simulated": simulated, "rejected_in_simulation": simulated - len(held),
               "invalid_not_simulated": invalid, "sim_s": time.perf_counter() - t0}
     log.info("verified in simulation: %d held, %d rejected, %d invalid not simulated (%.1f s)",
