@@ -137,8 +137,6 @@ def _config(method: str) -> PlanConfig:
         cfg = dataclasses.replace(cfg, evaluation=dataclasses.replace(cfg.evaluation, real_geoms=False))
     if method == "hulls":
         cfg = dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, real_geoms=False))
-    if method == "touch":
-        cfg = dataclasses.replace(cfg, squeeze=dataclasses.replace(cfg.squeeze, collision_margin=0.0, target=0.0002))
     return cfg
 
 

@@ -19,6 +19,7 @@ from jaxgrasp.planning.planner import (
     compile_plan,
     evaluate,
     initial_configs,
+    loss_hand,
     make_scene,
     optimize,
     prepare,
@@ -63,8 +64,9 @@ def test_plan_batch_groups_by_watertightness_and_keeps_input_order():
         prep = prepare(m, CFG)
         obj = prep.obj
         scene = make_scene(prep, CFG, pad_faces=256)
-        x, _ = optimize(hand, scene, start_configs(hand, obj, CFG, key), CFG)
-        x = np.concatenate([np.asarray(x), np.asarray(squeeze(hand, scene, x, CFG))])
+        h = loss_hand(hand, CFG)  # the hand as the loss sees it (its collision geoms attached)
+        x, _ = optimize(h, scene, start_configs(h, obj, CFG, key), CFG)
+        x = np.concatenate([np.asarray(x), np.asarray(squeeze(h, scene, x, CFG))])
         got = np.stack([r.config for r in rs])
         dist = np.min(np.abs(got[:, None, :] - np.asarray(x)[None]).max(-1), axis=1)
         assert np.all(dist < 1e-4), dist
