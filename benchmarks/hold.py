@@ -1,7 +1,7 @@
 """Grasps that hold (issue 23's targets): validity, an independent penetration check and physics.
 
     python benchmarks/hold.py [--objects 20] [--scans ../shared/objects] [--hands shadow,shadow_menagerie]
-                              [--methods jaxgrasp,hulls,sampled,annealing] [--budget 10] [--out benchmarks/results/hold.json]
+                              [--methods jaxgrasp,geoms,sampled,annealing] [--budget 10] [--out benchmarks/results/hold.json]
 
 One grasp per object and method, for every hand, on ``--objects`` procedural objects (seed 7, as
 ``benchmarks/plan.py``) and the ``.stl`` scans in ``--scans``:
@@ -10,8 +10,7 @@ One grasp per object and method, for every hand, on ``--objects`` procedural obj
   collision geoms (the default, :mod:`jaxgrasp.planning.geom_check`);
 * ``sampled``: the same with ``EvalConfig(real_geoms=False)`` (validity by the hand's surface
   samples and link hulls alone, the check before issue 23);
-* ``hulls``: validity by real geoms, the loss on the link hulls and samples alone
-  (``LossConfig(real_geoms=False)``, the loss before the geoms entered it);
+* ``geoms``: the same with the loss on the real geoms too (``LossConfig(real_geoms=True)``);
 * ``annealing``: the simulated-annealing baseline (:func:`jaxgrasp.planning.baseline.anneal_grasps`)
   at the same budget.
 
@@ -135,8 +134,8 @@ def _config(method: str) -> PlanConfig:
     cfg = PlanConfig()
     if method == "sampled":
         cfg = dataclasses.replace(cfg, evaluation=dataclasses.replace(cfg.evaluation, real_geoms=False))
-    if method == "hulls":
-        cfg = dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, real_geoms=False))
+    if method == "geoms":
+        cfg = dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, real_geoms=True))
     return cfg
 
 

@@ -199,17 +199,17 @@ def collect() -> tuple[list[tuple], dict[str, str]]:
         sm = d["summary"]
         for hand in sorted({k.split("/")[0] for k in sm}):
             s, a, p = sm.get(f"{hand}/jaxgrasp"), sm.get(f"{hand}/annealing"), sm.get(f"{hand}/sampled")
-            hl = sm.get(f"{hand}/hulls")
+            hl = sm.get(f"{hand}/geoms")
             if not s:
                 continue
             n = s["grasps"]
             refs = [f"annealing {a['held_1x']}/{n}, {a['held_10x']}/{n}" if a else "",
-                    f"loss on link hulls (before) {hl['held_1x']}/{n}, {hl['held_10x']}/{n}" if hl else "",
+                    f"loss on the real geoms too {hl['held_1x']}/{n}, {hl['held_10x']}/{n}" if hl else "",
                     f"validity by samples (before) {p['held_1x']}/{n}, {p['held_10x']}/{n}" if p else ""]
             _row(rows, f"grasps that held in MuJoCo at DexGraspBench's force / 10x the weight ({hand})",
                  f"{s['held_1x']}/{n}, {s['held_10x']}/{n}", "; ".join(r for r in refs if r),
                  f"one grasp per object, {d.get('budget_s', 10):g} s budget", f)
-            refs = [f"loss on link hulls (before): {hl['valid_and_independent_le_1mm']} of {hl['valid']} valid"
+            refs = [f"loss on the real geoms too: {hl['valid_and_independent_le_1mm']} of {hl['valid']} valid"
                     if hl else "",
                     f"validity by samples (before): {p['valid_and_independent_le_1mm']} of {p['valid']} valid"
                     if p else ""]
@@ -220,7 +220,7 @@ def collect() -> tuple[list[tuple], dict[str, str]]:
             if s.get("median_time_to_first_valid_scans_s") is not None:
                 _row(rows, f"median time to the first valid grasp, scans ({hand})",
                      t(s["median_time_to_first_valid_scans_s"]),
-                     f"loss on link hulls (before) {t(hl['median_time_to_first_valid_scans_s'])}" if hl else "",
+                     f"loss on the real geoms too {t(hl['median_time_to_first_valid_scans_s'])}" if hl else "",
                      f"the {d.get('scans', 8)} YCB scans, 10 s budget, compiled beforehand", f)
 
     f = RESULTS / "train_step.json"

@@ -94,17 +94,18 @@ class LossConfig:
         collision_margin: hand samples are pushed this far outside the object.
         q1_bound: ``"upper"`` (eq. 3, cheap) or ``"lower"`` (the SOS/SDP certificate of eq. 4;
             ~50x costlier per step). Static: it picks the compiled term.
-        real_geoms: the collision term measures the hand file's own collision geoms (capsule
-            axes, box corners, object points inside the geoms; ``plan_grasps`` attaches them,
-            :func:`jaxgrasp.planning.geom_check.with_geoms`) beside the samples, instead of the
-            tessellated link hulls. False: the hulls and samples only.
+        real_geoms: the collision term also measures the hand file's own collision geoms
+            (capsule axes, sphere centres, box and hull corners, object points inside the
+            primitives; ``plan_grasps`` attaches them, :func:`jaxgrasp.planning.geom_check.with_geoms`).
+            Off by default: it doubles the Shadow Hand's step cost and has not yet shortened the
+            time to a valid grasp (docs/decisions.md, section 15).
     """
 
     weights: losses.LossWeights = dataclasses.field(default_factory=lambda: losses.LossWeights(guide=1.0))
     penetration_scale: float = 0.002
     collision_margin: float = 0.001
     q1_bound: str = "upper"
-    real_geoms: bool = True
+    real_geoms: bool = False
 
     def __post_init__(self):
         if self.q1_bound not in ("upper", "lower"):
